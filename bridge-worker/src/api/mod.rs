@@ -1,0 +1,25 @@
+//! Wire types of the bridge HTTP API (v1), shared by the Worker and every Rust client.
+//!
+//! Bodies are camelCase JSON. Each route has its own request and response type, so neither side
+//! ever builds or reads JSON by hand.
+
+mod error;
+mod health;
+mod probe;
+
+pub use error::{ErrorBody, ErrorCode, ErrorDetails};
+pub use health::{Capabilities, HealthResponse};
+pub use probe::{ProbeRequest, ProbeResponse};
+
+/// Prefix of every API route.
+pub const BASE_PATH: &str = "/api/paperclip-sandbox/v1";
+/// Unauthenticated liveness route for load balancers; answers a bare `ok`.
+pub const HEALTHZ_PATH: &str = "/healthz";
+/// Provider name reported by `/health`.
+pub const PROVIDER: &str = "cloudflare";
+/// Version of this API; bumped only on incompatible changes.
+pub const API_VERSION: u32 = 1;
+/// Version of the bridge build, reported by `/health`.
+pub const BRIDGE_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Remote working directory used when a client asks for none.
+pub const DEFAULT_REMOTE_CWD: &str = "/workspace/paperclip";

@@ -1,0 +1,175 @@
+//! The canonical string that both sides sign, byte for byte.
+
+use sha2::{Digest, Sha256};
+
+use super::SCHEME;
+
+/// Every input of the request signature, borrowed from the request being signed or checked.
+#[derive(Debug, Clone, Copy)]
+pub struct CanonicalRequest<'a> {
+    /// Identifier of the shared secret used.
+    pub key_id: &'a str,
+    /// Unix seconds when the client signed.
+    pub timestamp: u64,
+    /// Client-chosen single-use value (base64url, 16–64 characters).
+    pub nonce: &'a str,
+    /// HTTP method; upper-cased when rendered.
+    pub method: &'a str,
+    /// The pinned host (with a non-default port); lower-cased when rendered.
+    pub host: &'a str,
+    /// Path exactly as sent on the request line.
+    pub path: &'a str,
+    /// Raw query string without the `?`; canonicalised when rendered.
+    pub raw_query: &'a str,
+    /// Lowercase hex SHA-256 of the exact body bytes.
+    pub body_sha256: &'a str,
+}
+
+impl CanonicalRequest<'_> {
+    /// Renders the nine lines of DESIGN §4 joined by `\n`, without a trailing newline.
+    pub fn to_canonical_string(&self) -> String {
+        [
+            SCHEME,
+            self.key_id,
+            &self.timestamp.to_string(),
+            self.nonce,
+            &self.method.to_ascii_uppercase(),
+            &self.host.to_ascii_lowercase(),
+            self.path,
+            &canonical_query(self.raw_query),
+            self.body_sha256,
+        ]
+        .join("\n")
+    }
+}
+
+/// Lowercase hex SHA-256 of `bytes`; also the body hash of an empty body when given `b""`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Canonical form of a raw query: pairs split at the first `=`, percent-decoded, re-encoded with
+/// RFC 3986 unreserved characters kept, sorted by key then value, joined with `&`.
+pub fn canonical_query(raw: &str) -> String {
+    let mut pairs: Vec<(String, String)> = raw
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (
+                rfc3986_encode(&percent_decode(key)),
+                rfc3986_encode(&percent_decode(value)),
+            )
+        })
+        .collect();
+    pairs.sort();
+    pairs
+        .iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Decodes `%XX` escapes; a malformed escape is kept literally so that both sides agree on it.
+fn percent_decode(input: &str) -> Vec<u8> {
+    let bytes = input.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let escaped = (bytes[index] == b'%')
+            .then(|| bytes.get(index + 1..index + 3))
+            .flatten()
+            .and_then(|hex_digits| std::str::from_utf8(hex_digits).ok())
+            .and_then(|hex_digits| u8::from_str_radix(hex_digits, 16).ok());
+        match escaped {
+            Some(byte) => {
+                decoded.push(byte);
+                index += 3;
+            }
+            None => {
+                decoded.push(bytes[index]);
+                index += 1;
+            }
+        }
+    }
+    decoded
+}
+
+fn rfc3986_encode(bytes: &[u8]) -> String {
+    let mut encoded = String::with_capacity(bytes.len());
+    for &byte in bytes {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_body_hash_is_the_sha256_of_nothing() {
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn canonical_query_sorts_decodes_and_reencodes() {
+        assert_eq!(canonical_query(""), "");
+        assert_eq!(canonical_query("b=2&a=1"), "a=1&b=2");
+        assert_eq!(canonical_query("a=2&a=1"), "a=1&a=2");
+        assert_eq!(canonical_query("flag&x="), "flag=&x=");
+        assert_eq!(canonical_query("q=a+b%20c"), "q=a%2Bb%20c");
+        assert_eq!(canonical_query("k=%7e%2d"), "k=~-");
+        assert_eq!(canonical_query("p=%2Fx%2fy"), "p=%2Fx%2Fy");
+        assert_eq!(canonical_query("u=%C3%A9&e=é"), "e=%C3%A9&u=%C3%A9");
+        assert_eq!(canonical_query("bad=%zz%4"), "bad=%25zz%254");
+        assert_eq!(canonical_query("a=b=c"), "a=b%3Dc");
+        assert_eq!(canonical_query("&&a=1&"), "a=1");
+    }
+
+    #[test]
+    fn canonical_string_matches_the_fixed_vector() {
+        let request = CanonicalRequest {
+            key_id: "primary",
+            timestamp: 1_767_225_600,
+            nonce: "AAECAwQFBgcICQoLDA0ODw",
+            method: "post",
+            host: "Bridge.Example.COM",
+            path: "/api/paperclip-sandbox/v1/probe",
+            raw_query: "z=1&a=%41",
+            body_sha256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        };
+        assert_eq!(
+            request.to_canonical_string(),
+            "PCB1-HMAC-SHA256\nprimary\n1767225600\nAAECAwQFBgcICQoLDA0ODw\nPOST\n\
+             bridge.example.com\n/api/paperclip-sandbox/v1/probe\na=A&z=1\n\
+             e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn path_is_taken_verbatim() {
+        let request = CanonicalRequest {
+            key_id: "k",
+            timestamp: 1,
+            nonce: "n",
+            method: "GET",
+            host: "h",
+            path: "/a/../b%2F%7e",
+            raw_query: "",
+            body_sha256: "x",
+        };
+        assert!(
+            request
+                .to_canonical_string()
+                .contains("\n/a/../b%2F%7e\n\n")
+        );
+    }
+}

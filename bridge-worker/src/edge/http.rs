@@ -1,0 +1,104 @@
+//! Small runtime helpers around requests and responses.
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use worker::{Env, Headers, Request, Response};
+
+use crate::auth::{Authenticated, RESPONSE_SIGNATURE_HEADER, ResponseSignature};
+use crate::error::BridgeError;
+
+/// A JSON reply before it is signed.
+pub struct Reply {
+    status: u16,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    /// A JSON body with `status`.
+    pub fn json(status: u16, value: &impl Serialize) -> Result<Self, BridgeError> {
+        let body = serde_json::to_vec(value).map_err(|error| {
+            BridgeError::Internal(format!("cannot encode the response: {error}"))
+        })?;
+        Ok(Self { status, body })
+    }
+
+    /// The error body of `error`, with its status.
+    pub fn error(error: &BridgeError) -> Self {
+        let body = serde_json::to_vec(&error.to_body()).unwrap_or_else(|_| {
+            br#"{"error":"internal_error","message":"the error body could not be encoded"}"#
+                .to_vec()
+        });
+        Self {
+            status: error.status(),
+            body,
+        }
+    }
+}
+
+/// Turns a reply into a response, signed with the request's key when it was authenticated.
+pub fn respond(reply: Reply, authenticated: Option<&Authenticated>) -> worker::Result<Response> {
+    let headers = Headers::new();
+    headers.set("Content-Type", "application/json")?;
+    headers.set("Cache-Control", "no-store")?;
+    if let Some(authenticated) = authenticated {
+        let signature = ResponseSignature::sign(
+            &authenticated.secret,
+            authenticated.nonce.as_str(),
+            reply.status,
+            &reply.body,
+        );
+        headers.set(RESPONSE_SIGNATURE_HEADER, &signature)?;
+    }
+    Ok(Response::from_bytes(reply.body)?
+        .with_status(reply.status)
+        .with_headers(headers))
+}
+
+/// A Worker var or secret as text; absent and non-text values read as `None`.
+pub fn var(env: &Env, name: &str) -> Option<String> {
+    env.var(name)
+        .map(|value| value.to_string())
+        .or_else(|_| env.secret(name).map(|value| value.to_string()))
+        .ok()
+}
+
+/// Reads the whole body, refusing it as soon as it grows past `limit`.
+pub async fn read_body(request: &mut Request, limit: u64) -> Result<Vec<u8>, BridgeError> {
+    let too_large = BridgeError::BodyTooLarge { limit };
+    let declared = request
+        .headers()
+        .get("Content-Length")
+        .ok()
+        .flatten()
+        .and_then(|length| length.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large);
+    }
+    if request.inner().body().is_none() {
+        return Ok(Vec::new());
+    }
+    let mut stream = request
+        .stream()
+        .map_err(|error| BridgeError::InvalidRequest(format!("cannot read the body: {error}")))?;
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|error| {
+            BridgeError::InvalidRequest(format!("cannot read the body: {error}"))
+        })?;
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(too_large);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Seconds since the Unix epoch by the Workers clock.
+pub fn unix_now() -> u64 {
+    unix_millis() / 1000
+}
+
+/// Milliseconds since the Unix epoch by the Workers clock (advances only across I/O).
+pub fn unix_millis() -> u64 {
+    js_sys::Date::now() as u64
+}

@@ -1,0 +1,211 @@
+//! Every way a request can fail, and the one place where a failure becomes a status and a body.
+
+use crate::api::{ErrorBody, ErrorCode, ErrorDetails};
+use crate::auth::AuthRejection;
+use crate::config::ConfigError;
+use crate::remote_path::RemotePathError;
+use crate::sandbox::{SandboxError, SandboxIdError};
+
+/// A failed request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BridgeError {
+    /// The deployment is not configured; nothing is served.
+    #[error("the bridge is misconfigured: {0}")]
+    Misconfigured(#[from] ConfigError),
+    /// Authentication failed.
+    #[error(transparent)]
+    Unauthorized(#[from] AuthRejection),
+    /// The body is larger than `BRIDGE_MAX_BODY_BYTES`.
+    #[error("the request body exceeds the limit of {limit} bytes (BRIDGE_MAX_BODY_BYTES)")]
+    BodyTooLarge {
+        /// The configured limit.
+        limit: u64,
+    },
+    /// The body or a parameter is malformed.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// No such route.
+    #[error("there is no route {method} {path}")]
+    NotFound {
+        /// Request method.
+        method: String,
+        /// Request path.
+        path: String,
+    },
+    /// The route exists, but not with this method.
+    #[error("{path} does not accept {method}; use {}", allowed.join(" or "))]
+    MethodNotAllowed {
+        /// Request method.
+        method: String,
+        /// Request path.
+        path: String,
+        /// Methods the route accepts.
+        allowed: Vec<&'static str>,
+    },
+    /// The sandbox failed.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// A bug or an unexpected runtime failure in the bridge itself.
+    #[error("internal bridge error: {0}")]
+    Internal(String),
+}
+
+impl BridgeError {
+    /// Wraps a JSON decoding failure of a request body.
+    pub fn bad_json(error: &serde_json::Error) -> Self {
+        Self::InvalidRequest(format!(
+            "the request body is not valid for this route: {error}"
+        ))
+    }
+
+    /// HTTP status of the error response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Misconfigured(_) | Self::Internal(_) => 500,
+            Self::Unauthorized(_) => 401,
+            Self::BodyTooLarge { .. } => 413,
+            Self::InvalidRequest(_) => 400,
+            Self::NotFound { .. } => 404,
+            Self::MethodNotAllowed { .. } => 405,
+            Self::Sandbox(SandboxError::Timeout(_)) => 504,
+            Self::Sandbox(_) => 502,
+        }
+    }
+
+    /// The JSON error body.
+    pub fn to_body(&self) -> ErrorBody {
+        let (error, details) = match self {
+            Self::Misconfigured(_) => (ErrorCode::BridgeMisconfigured, None),
+            Self::Unauthorized(rejection) => (
+                ErrorCode::Unauthorized,
+                Some(ErrorDetails {
+                    reason: Some(rejection.reason()),
+                    ..ErrorDetails::default()
+                }),
+            ),
+            Self::BodyTooLarge { limit } => (
+                ErrorCode::BodyTooLarge,
+                Some(ErrorDetails {
+                    limit_bytes: Some(*limit),
+                    ..ErrorDetails::default()
+                }),
+            ),
+            Self::InvalidRequest(_) => (ErrorCode::InvalidRequest, None),
+            Self::NotFound { .. } => (ErrorCode::NotFound, None),
+            Self::MethodNotAllowed { allowed, .. } => (
+                ErrorCode::MethodNotAllowed,
+                Some(ErrorDetails {
+                    allowed_methods: allowed.iter().map(|method| (*method).to_owned()).collect(),
+                    ..ErrorDetails::default()
+                }),
+            ),
+            Self::Sandbox(SandboxError::Timeout(_)) => (ErrorCode::SandboxTimeout, None),
+            Self::Sandbox(_) => (ErrorCode::SandboxError, None),
+            Self::Internal(_) => (ErrorCode::InternalError, None),
+        };
+        ErrorBody {
+            error,
+            message: self.to_string(),
+            details,
+        }
+    }
+}
+
+impl From<RemotePathError> for BridgeError {
+    fn from(error: RemotePathError) -> Self {
+        Self::InvalidRequest(error.to_string())
+    }
+}
+
+impl From<SandboxIdError> for BridgeError {
+    fn from(error: SandboxIdError) -> Self {
+        Self::InvalidRequest(error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::AuthRejectionReason;
+
+    #[test]
+    fn maps_each_error_to_its_status_and_code() {
+        let cases = [
+            (
+                BridgeError::Misconfigured(ConfigError::Missing("BRIDGE_HOST")),
+                500,
+                ErrorCode::BridgeMisconfigured,
+            ),
+            (
+                BridgeError::Unauthorized(AuthRejection::BadSignature),
+                401,
+                ErrorCode::Unauthorized,
+            ),
+            (
+                BridgeError::BodyTooLarge { limit: 10 },
+                413,
+                ErrorCode::BodyTooLarge,
+            ),
+            (
+                BridgeError::InvalidRequest("x".into()),
+                400,
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                BridgeError::NotFound {
+                    method: "GET".into(),
+                    path: "/x".into(),
+                },
+                404,
+                ErrorCode::NotFound,
+            ),
+            (
+                BridgeError::Sandbox(SandboxError::Timeout(5)),
+                504,
+                ErrorCode::SandboxTimeout,
+            ),
+            (
+                BridgeError::Sandbox(SandboxError::Other("x".into())),
+                502,
+                ErrorCode::SandboxError,
+            ),
+            (
+                BridgeError::Internal("x".into()),
+                500,
+                ErrorCode::InternalError,
+            ),
+        ];
+        for (error, status, code) in cases {
+            assert_eq!(error.status(), status, "{error}");
+            assert_eq!(error.to_body().error, code, "{error}");
+        }
+    }
+
+    #[test]
+    fn bodies_carry_details_and_readable_messages() {
+        let body = BridgeError::Unauthorized(AuthRejection::ReplayedNonce).to_body();
+        assert_eq!(
+            body.details.and_then(|details| details.reason),
+            Some(AuthRejectionReason::ReplayedNonce)
+        );
+        assert!(
+            body.message.contains("already received"),
+            "{}",
+            body.message
+        );
+        let body = BridgeError::MethodNotAllowed {
+            method: "GET".into(),
+            path: "/api/paperclip-sandbox/v1/probe".into(),
+            allowed: vec!["POST"],
+        }
+        .to_body();
+        assert_eq!(
+            body.message,
+            "/api/paperclip-sandbox/v1/probe does not accept GET; use POST"
+        );
+        assert_eq!(
+            body.details.map(|details| details.allowed_methods),
+            Some(vec!["POST".to_owned()])
+        );
+    }
+}

@@ -1,0 +1,16 @@
+//! Target-independent knowledge about the `Sandbox` Durable Object of `@cloudflare/sandbox`:
+//! its id rules, the shapes of its RPC options and results, and the meaning of its errors.
+//! The wasm glue that actually calls it lives in `crate::edge::sandbox_stub`.
+
+mod error;
+mod id;
+mod rpc;
+
+pub use error::SandboxError;
+pub use id::{SandboxId, SandboxIdError};
+pub use rpc::{ExecOptions, ExecOutput, SandboxConfiguration, SandboxName};
+
+/// Session token that makes the SDK run a command in a fresh one-shot shell.
+pub const SESSIONLESS: &str = "__DISABLE_SESSION__";
+/// `@cloudflare/sandbox` version this bridge is built and tested against.
+pub const SDK_VERSION: &str = "0.12.10";

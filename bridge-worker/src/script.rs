@@ -1,0 +1,43 @@
+//! Building `sh` scripts from untrusted strings without ever re-splitting them.
+
+/// Quotes `text` as one `sh` word: wrapped in single quotes, each `'` written as `'\''`.
+pub fn quote(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('\'');
+    for character in text.chars() {
+        if character == '\'' {
+            quoted.push_str(r"'\''");
+        } else {
+            quoted.push(character);
+        }
+    }
+    quoted.push('\'');
+    quoted
+}
+
+/// The probe's script: create the directory, enter it and print where the shell is.
+pub fn probe_script(cwd: &str) -> String {
+    let cwd = quote(cwd);
+    format!("mkdir -p -- {cwd} && cd -- {cwd} && pwd")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_every_special_character_as_literal_text() {
+        assert_eq!(quote(""), "''");
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        assert_eq!(quote("$(x) `y` \\n"), "'$(x) `y` \\n'");
+    }
+
+    #[test]
+    fn probe_script_quotes_the_directory() {
+        assert_eq!(
+            probe_script("/workspace/a b"),
+            "mkdir -p -- '/workspace/a b' && cd -- '/workspace/a b' && pwd"
+        );
+    }
+}

@@ -1,0 +1,66 @@
+//! Starting and stopping the processes of the local stack: `local-sandbox`, `wrangler dev`, and the
+//! two together as a [`LocalStack`]. Every process runs in its own process group and is stopped,
+//! with everything it spawned, when its handle is dropped — also when a test panics.
+
+pub mod local_sandbox;
+mod process;
+mod stack;
+mod wrangler;
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::PathBuf;
+
+pub use process::ProcessGroup;
+pub use stack::{LocalStack, StackKeys, StackOptions, write_private};
+pub use wrangler::{WranglerDev, WranglerDevOptions, prepend_path};
+
+/// Why the local stack could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    /// A build output or installed tool is missing.
+    #[error("missing {0}")]
+    Missing(String),
+    /// A process exited during start-up.
+    #[error("{name} exited during start-up ({status}); last output:\n{log_tail}")]
+    Exited {
+        /// Which process.
+        name: &'static str,
+        /// Its exit status.
+        status: String,
+        /// The end of its output.
+        log_tail: String,
+    },
+    /// A process did not become ready in time.
+    #[error("{name} was not ready after {seconds} s; last output:\n{log_tail}")]
+    NotReady {
+        /// Which process.
+        name: &'static str,
+        /// How long we waited.
+        seconds: u64,
+        /// The end of its output.
+        log_tail: String,
+    },
+    /// Filesystem or process error.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// The repository root (the directory holding `package.json` and `wrangler.toml`).
+pub fn repo_root() -> PathBuf {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or(manifest_dir)
+}
+
+/// A loopback address with a port that was free a moment ago.
+pub fn free_loopback_addr() -> std::io::Result<SocketAddr> {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()
+}
+
+/// The last `lines` lines of `text`.
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

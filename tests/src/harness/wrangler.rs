@@ -1,0 +1,154 @@
+//! `wrangler dev --env local`: the bridge Worker in local workerd.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use super::process::ProcessGroup;
+use super::{HarnessError, repo_root, tail};
+
+/// How long workerd may take to answer its first request.
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Settings of one `wrangler dev` run.
+#[derive(Debug, Clone)]
+pub struct WranglerDevOptions {
+    /// Address the Worker listens on.
+    pub addr: SocketAddr,
+    /// Port of the devtools inspector (must be free too).
+    pub inspector_port: u16,
+    /// Durable Object storage directory.
+    pub persist_dir: PathBuf,
+    /// Where wrangler's output goes.
+    pub log_path: PathBuf,
+    /// Env file with the vars and secrets of this run (overrides `[env.local.vars]`).
+    pub env_file: PathBuf,
+}
+
+/// A running `wrangler dev`; dropping it stops its whole process tree.
+#[derive(Debug)]
+pub struct WranglerDev {
+    group: ProcessGroup,
+    addr: SocketAddr,
+    log_path: PathBuf,
+}
+
+impl WranglerDev {
+    /// Starts wrangler and waits until the Worker answers `/healthz`.
+    pub fn start(options: &WranglerDevOptions) -> Result<Self, HarnessError> {
+        let root = repo_root();
+        let bin_dir = root.join("node_modules/.bin");
+        let wrangler = bin_dir.join("wrangler");
+        if !wrangler.exists() {
+            return Err(HarnessError::Missing(format!(
+                "{} (run `cargo xtask setup`)",
+                wrangler.display()
+            )));
+        }
+        let entry = root.join("bridge-worker/build/index.js");
+        if !entry.exists() {
+            return Err(HarnessError::Missing(format!(
+                "{} (run `cargo xtask build`)",
+                entry.display()
+            )));
+        }
+        fs::create_dir_all(&options.persist_dir)?;
+        let log = File::create(&options.log_path)?;
+        let mut command = Command::new(&wrangler);
+        command
+            .current_dir(&root)
+            .args(["dev", "--env", "local", "--ip"])
+            .arg(options.addr.ip().to_string())
+            .arg("--port")
+            .arg(options.addr.port().to_string())
+            .arg("--inspector-port")
+            .arg(options.inspector_port.to_string())
+            .arg("--persist-to")
+            .arg(&options.persist_dir)
+            .arg("--env-file")
+            .arg(&options.env_file)
+            .args([
+                "--show-interactive-dev-session=false",
+                "--log-level",
+                "info",
+            ])
+            .env("PATH", prepend_path(&bin_dir))
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CI", "true")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let group = ProcessGroup::spawn("wrangler dev", command)?;
+        let mut dev = Self {
+            group,
+            addr: options.addr,
+            log_path: options.log_path.clone(),
+        };
+        dev.wait_until_ready()?;
+        Ok(dev)
+    }
+
+    /// Base URL of the Worker.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Everything wrangler and the Worker printed so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Stops wrangler, workerd and esbuild.
+    pub fn stop(&mut self) {
+        self.group.stop(Duration::from_secs(8));
+    }
+
+    fn wait_until_ready(&mut self) -> Result<(), HarnessError> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if healthz(self.addr).is_ok_and(|status| status == 200) {
+                return Ok(());
+            }
+            if let Some(status) = self.group.exit_status()? {
+                return Err(HarnessError::Exited {
+                    name: "wrangler dev",
+                    status: status.to_string(),
+                    log_tail: tail(&self.log(), 40),
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(HarnessError::NotReady {
+                    name: "wrangler dev",
+                    seconds: READY_TIMEOUT.as_secs(),
+                    log_tail: tail(&self.log(), 40),
+                });
+            }
+            sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// `PATH` with `dir` first, so wrangler runs on the pinned Node.
+pub fn prepend_path(dir: &Path) -> String {
+    match std::env::var("PATH") {
+        Ok(path) if !path.is_empty() => format!("{}:{path}", dir.display()),
+        _ => dir.display().to_string(),
+    }
+}
+
+/// Status code of `GET /healthz`, over a bare HTTP/1.0 exchange.
+fn healthz(addr: SocketAddr) -> io::Result<u16> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET /healthz HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head)?;
+    std::str::from_utf8(&head[9..12])
+        .ok()
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an HTTP response"))
+}

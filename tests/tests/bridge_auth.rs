@@ -1,0 +1,270 @@
+//! Authentication end to end: every 401 reason, key rotation, replay, response signatures, and a
+//! bridge that refuses to serve without its configuration. Real workerd, real Durable Objects.
+
+mod common;
+
+use bridge_tests::client::{BridgeClient, PreparedRequest, RawResponse};
+use bridge_worker::api::{ErrorCode, HealthResponse};
+use bridge_worker::auth::{AuthRejectionReason, CONTENT_SHA256_HEADER};
+use bridge_worker::routes::Route;
+use common::TestStack;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
+
+fn signed_health(client: &BridgeClient) -> PreparedRequest {
+    let route = Route::Health;
+    client
+        .prepare(route.method(), &route.path(), "", b"")
+        .expect("signed")
+}
+
+/// Asserts an unsigned 401 with `reason`.
+fn assert_rejected(response: &RawResponse, reason: AuthRejectionReason) {
+    assert_eq!(
+        response.status,
+        401,
+        "body: {}",
+        String::from_utf8_lossy(&response.body)
+    );
+    let body = response.error_body().expect("JSON error body");
+    assert_eq!(body.error, ErrorCode::Unauthorized);
+    assert_eq!(
+        body.details.and_then(|details| details.reason),
+        Some(reason),
+        "{}",
+        body.message
+    );
+    assert!(!body.message.is_empty());
+}
+
+#[tokio::test]
+async fn every_authentication_failure_has_its_reason() {
+    let stack = TestStack::start(|_| {});
+    let client = stack.client();
+
+    let accepted = signed_health(&client);
+    let response = client.send(&accepted).await.expect("sent");
+    assert_eq!(
+        response.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    assert!(
+        client.is_authentic(&accepted, &response),
+        "response must be signed"
+    );
+    let health: HealthResponse = serde_json::from_slice(&response.body).expect("health body");
+    assert_eq!(health.provider, "cloudflare");
+
+    let mut unsigned = signed_health(&client);
+    unsigned.set_header("Authorization", None);
+    let response = client.send(&unsigned).await.expect("sent");
+    assert_rejected(&response, AuthRejectionReason::MissingAuthorization);
+    assert!(
+        response.signature.is_none(),
+        "an unauthenticated answer is never signed"
+    );
+
+    let (_, secret) = &stack.stack.keys().primary;
+    let stranger = stack.client_with("nobody", secret);
+    let response = client.send(&signed_health(&stranger)).await.expect("sent");
+    assert_rejected(&response, AuthRejectionReason::UnknownKey);
+
+    for offset in [-301_i64, 301] {
+        let timestamp = unix_now().saturating_add_signed(offset);
+        let route = Route::Health;
+        let stale = client
+            .prepare_at(route.method(), &route.path(), "", b"", timestamp)
+            .expect("signed");
+        let response = client.send(&stale).await.expect("sent");
+        assert_rejected(&response, AuthRejectionReason::StaleTimestamp);
+    }
+
+    let mut elsewhere = signed_health(&client);
+    elsewhere.set_header("Host", Some("bridge.other-deployment.example"));
+    let response = client.send(&elsewhere).await.expect("sent");
+    assert_rejected(&response, AuthRejectionReason::HostMismatch);
+
+    let route = Route::Probe;
+    let mut changed_body = client
+        .prepare(
+            route.method(),
+            &route.path(),
+            "",
+            br#"{"requestedCwd":"/workspace/a"}"#,
+        )
+        .expect("signed");
+    changed_body.body = br#"{"requestedCwd":"/workspace/b"}"#.to_vec();
+    let response = client.send(&changed_body).await.expect("sent");
+    assert_rejected(&response, AuthRejectionReason::BadBodyHash);
+
+    let mut missing_hash = signed_health(&client);
+    missing_hash.set_header(CONTENT_SHA256_HEADER, None);
+    let response = client.send(&missing_hash).await.expect("sent");
+    assert_rejected(&response, AuthRejectionReason::BadBodyHash);
+
+    let mut changed_path = signed_health(&client);
+    changed_path.path = format!("{}/", Route::Health.path());
+    let response = client.send(&changed_path).await.expect("sent");
+    assert_rejected(&response, AuthRejectionReason::BadSignature);
+
+    let route = Route::Health;
+    let mut changed_query = client
+        .prepare(route.method(), &route.path(), "verbose=1", b"")
+        .expect("signed");
+    changed_query.query = "verbose=2".to_owned();
+    let response = client.send(&changed_query).await.expect("sent");
+    assert_rejected(&response, AuthRejectionReason::BadSignature);
+
+    let (key_id, _) = &stack.stack.keys().primary;
+    let forger = stack.client_with(key_id, "this-is-not-the-secret-of-that-key-id");
+    let response = client.send(&signed_health(&forger)).await.expect("sent");
+    assert_rejected(&response, AuthRejectionReason::BadSignature);
+
+    let mut garbled = signed_health(&client);
+    garbled.set_header("Authorization", Some("Bearer some-token"));
+    let response = client.send(&garbled).await.expect("sent");
+    assert_rejected(&response, AuthRejectionReason::MalformedAuthorization);
+
+    let once = signed_health(&client);
+    let first = client.send(&once).await.expect("sent");
+    assert_eq!(first.status, 200);
+    let second = client.send(&once).await.expect("sent");
+    assert_rejected(&second, AuthRejectionReason::ReplayedNonce);
+
+    let (next_id, next_secret) = &stack.stack.keys().secondary;
+    let rotated = stack.client_with(next_id, next_secret);
+    let request = signed_health(&rotated);
+    let response = rotated.send(&request).await.expect("sent");
+    assert_eq!(response.status, 200, "every listed key is accepted");
+    assert!(rotated.is_authentic(&request, &response));
+    assert!(
+        !client.is_authentic(&request, &response),
+        "responses are signed with the request's own key"
+    );
+
+    stack.stop_and_check_for_leaks();
+}
+
+#[tokio::test]
+async fn bad_requests_get_documented_error_bodies_and_the_bridge_keeps_serving() {
+    let stack = TestStack::start(|options| {
+        options
+            .vars
+            .push(("BRIDGE_MAX_BODY_BYTES".to_owned(), "4096".to_owned()));
+    });
+    let client = stack.client();
+    let cases: [(&str, &str, Vec<u8>, u16, ErrorCode); 5] = [
+        (
+            "POST",
+            "/api/paperclip-sandbox/v1/probe",
+            b"{not json".to_vec(),
+            400,
+            ErrorCode::InvalidRequest,
+        ),
+        (
+            "POST",
+            "/api/paperclip-sandbox/v1/probe",
+            br#"{"timeoutMs":"soon"}"#.to_vec(),
+            400,
+            ErrorCode::InvalidRequest,
+        ),
+        (
+            "POST",
+            "/api/paperclip-sandbox/v1/probe",
+            br#"{"requestedCwd":"relative/dir"}"#.to_vec(),
+            400,
+            ErrorCode::InvalidRequest,
+        ),
+        (
+            "GET",
+            "/api/paperclip-sandbox/v1/no-such-route",
+            Vec::new(),
+            404,
+            ErrorCode::NotFound,
+        ),
+        (
+            "GET",
+            "/api/paperclip-sandbox/v1/probe",
+            Vec::new(),
+            405,
+            ErrorCode::MethodNotAllowed,
+        ),
+    ];
+    for (method, path, body, status, code) in cases {
+        let request = client.prepare(method, path, "", &body).expect("signed");
+        let response = client.send(&request).await.expect("sent");
+        assert_eq!(response.status, status, "{method} {path}");
+        assert!(
+            client.is_authentic(&request, &response),
+            "{method} {path}: signed error"
+        );
+        let error = response.error_body().expect("JSON error body");
+        assert_eq!(error.error, code, "{method} {path}: {}", error.message);
+    }
+
+    let route = Route::Probe;
+    let oversized = client
+        .prepare(route.method(), &route.path(), "", &vec![b' '; 5000])
+        .expect("signed");
+    let response = client.send(&oversized).await.expect("sent");
+    assert_eq!(response.status, 413);
+    let error = response.error_body().expect("JSON error body");
+    assert_eq!(error.error, ErrorCode::BodyTooLarge);
+    assert_eq!(
+        error.details.and_then(|details| details.limit_bytes),
+        Some(4096)
+    );
+
+    let health: HealthResponse = client.get(Route::Health).await.expect("still serving");
+    assert!(health.ok);
+    assert!(
+        !stack.stack.bridge_log().contains("panicked"),
+        "the Worker panicked:\n{}",
+        stack.stack.bridge_log()
+    );
+    stack.stop_and_check_for_leaks();
+}
+
+async fn assert_refuses_everything_but_healthz(stack: &TestStack, missing: &str) {
+    let client = stack.client();
+    let response = client.send(&signed_health(&client)).await.expect("sent");
+    assert_eq!(response.status, 500);
+    let error = response.error_body().expect("JSON error body");
+    assert_eq!(error.error, ErrorCode::BridgeMisconfigured);
+    assert!(error.message.contains(missing), "{}", error.message);
+
+    let route = Route::Probe;
+    let mut unsigned = client
+        .prepare(route.method(), &route.path(), "", b"{}")
+        .expect("signed");
+    unsigned.set_header("Authorization", None);
+    let response = client.send(&unsigned).await.expect("sent");
+    assert_eq!(response.status, 500, "no unauthenticated mode");
+
+    let healthz = reqwest::get(format!("{}/healthz", stack.stack.bridge_url()))
+        .await
+        .expect("reachable");
+    assert_eq!(healthz.status(), 200);
+    assert_eq!(healthz.text().await.expect("body"), "ok");
+}
+
+#[tokio::test]
+async fn a_bridge_without_pinned_host_refuses_to_serve() {
+    let stack = TestStack::start(|options| options.pin_host = false);
+    assert_refuses_everything_but_healthz(&stack, "BRIDGE_HOST").await;
+    stack.stop_and_check_for_leaks();
+}
+
+#[tokio::test]
+async fn a_bridge_without_keys_refuses_to_serve() {
+    let stack = TestStack::start(|options| options.configure_keys = false);
+    assert_refuses_everything_but_healthz(&stack, "BRIDGE_HMAC_KEYS").await;
+    stack.stop_and_check_for_leaks();
+}

@@ -1,0 +1,53 @@
+//! `cargo xtask <command>`: everything needed to set up, build, run and test the project on a
+//! fresh machine, without Docker, a Cloudflare account or downloads outside the package registries.
+
+mod build;
+mod command;
+mod setup;
+mod stack;
+mod test;
+mod tools;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  setup   install what is missing: wasm32 target, npm packages, worker-build, wasm-bindgen-cli
+  build   build the bridge Worker (bridge-worker/build/) with the pinned tools
+  dev     start the local stack and keep it up until Ctrl-C; writes target/local-stack.env
+  demo    set up, build, start the local stack and exercise the bridge end to end
+  test    setup, then fmt, clippy (native + wasm32), unit and end-to-end tests, deploy dry run
+  ci      the same as test (what .ci/run runs)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["setup"] => setup::run(),
+        ["build"] => build::run(),
+        ["dev"] => stack::dev(),
+        ["demo"] => setup::run().and_then(|()| stack::demo()),
+        ["test" | "ci"] => setup::run().and_then(|()| test::run()),
+        ["help" | "--help" | "-h"] => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

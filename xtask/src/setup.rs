@@ -1,0 +1,94 @@
+//! `cargo xtask setup`: installs what is missing, idempotently, and says what it does.
+
+use std::fs;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::command::{announce, capture, execute};
+use crate::tools::{
+    WASM_TARGET, WORKER_BUILD_VERSION, cargo_bin_dir, locked_wasm_bindgen_version, repo_root,
+    version_of,
+};
+
+/// Installs every missing tool.
+pub fn run() -> Result<()> {
+    announce("setup: checking the toolchain");
+    wasm_target()?;
+    npm_packages()?;
+    worker_build()?;
+    wasm_bindgen_cli()?;
+    Ok(())
+}
+
+fn wasm_target() -> Result<()> {
+    let installed = capture(Command::new("rustup").args(["target", "list", "--installed"]))
+        .context("rustup is required to add the wasm32 target")?;
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|line| line.trim() == WASM_TARGET)
+    {
+        println!("    present: Rust target {WASM_TARGET}");
+        return Ok(());
+    }
+    println!("    installing: Rust target {WASM_TARGET}");
+    execute(Command::new("rustup").args(["target", "add", WASM_TARGET]))
+}
+
+/// `npm ci` unless node_modules already matches package-lock.json.
+fn npm_packages() -> Result<()> {
+    let root = repo_root();
+    let lock = root.join("package-lock.json");
+    let installed_lock = root.join("node_modules/.package-lock.json");
+    let modified = |path: &std::path::Path| fs::metadata(path).and_then(|meta| meta.modified());
+    let up_to_date = match (modified(&lock), modified(&installed_lock)) {
+        (Ok(wanted), Ok(installed)) => installed >= wanted,
+        _ => false,
+    };
+    if up_to_date && root.join("node_modules/.bin/wrangler").exists() {
+        println!("    present: npm packages (node_modules matches package-lock.json)");
+        return Ok(());
+    }
+    println!(
+        "    installing: npm packages from package-lock.json (wrangler, Node 24, binaryen, the Sandbox SDK)"
+    );
+    execute(
+        Command::new("npm")
+            .current_dir(&root)
+            .args(["ci", "--no-audit", "--no-fund"]),
+    )
+    .context("npm (any Node.js >= 20) is needed once, to install the pinned Node 24 and wrangler")
+}
+
+fn worker_build() -> Result<()> {
+    let binary = cargo_bin_dir().join("worker-build");
+    let wanted = format!("worker-build {WORKER_BUILD_VERSION}");
+    if version_of(&binary).is_some_and(|version| version == wanted) {
+        println!("    present: {wanted}");
+        return Ok(());
+    }
+    println!("    installing: {wanted} (cargo install, a few minutes the first time)");
+    execute(Command::new("cargo").args([
+        "install",
+        "worker-build",
+        "--version",
+        WORKER_BUILD_VERSION,
+        "--locked",
+    ]))
+}
+
+/// The CLI must equal Cargo.lock's wasm-bindgen; `--locked` is left out on purpose (it pins a
+/// webpki-roots version some registries do not serve).
+fn wasm_bindgen_cli() -> Result<()> {
+    let version = locked_wasm_bindgen_version()?;
+    let binary = cargo_bin_dir().join("wasm-bindgen");
+    let wanted = format!("wasm-bindgen {version}");
+    if version_of(&binary).is_some_and(|installed| installed == wanted) {
+        println!("    present: {wanted}");
+        return Ok(());
+    }
+    println!(
+        "    installing: wasm-bindgen-cli {version} (cargo install, a few minutes the first time)"
+    );
+    execute(Command::new("cargo").args(["install", "wasm-bindgen-cli", "--version", &version]))
+}
