@@ -62,12 +62,13 @@ fn npm_packages() -> Result<()> {
 
 fn worker_build() -> Result<()> {
     let binary = cargo_bin_dir().join("worker-build");
-    let wanted = format!("worker-build {WORKER_BUILD_VERSION}");
-    if version_of(&binary).is_some_and(|version| version == wanted) {
-        println!("    present: {wanted}");
+    if version_of(&binary).is_some_and(|version| version == WORKER_BUILD_VERSION) {
+        println!("    present: worker-build {WORKER_BUILD_VERSION}");
         return Ok(());
     }
-    println!("    installing: {wanted} (cargo install, a few minutes the first time)");
+    println!(
+        "    installing: worker-build {WORKER_BUILD_VERSION} (cargo install, a few minutes the first time)"
+    );
     execute(Command::new("cargo").args([
         "install",
         "worker-build",
@@ -82,9 +83,8 @@ fn worker_build() -> Result<()> {
 fn wasm_bindgen_cli() -> Result<()> {
     let version = locked_wasm_bindgen_version()?;
     let binary = cargo_bin_dir().join("wasm-bindgen");
-    let wanted = format!("wasm-bindgen {version}");
-    if version_of(&binary).is_some_and(|installed| installed == wanted) {
-        println!("    present: {wanted}");
+    if version_of(&binary).is_some_and(|installed| installed == version) {
+        println!("    present: wasm-bindgen-cli {version}");
         return Ok(());
     }
     println!(

@@ -54,15 +54,17 @@ pub fn locked_wasm_bindgen_version() -> Result<String> {
     bail!("Cargo.lock has no wasm-bindgen package")
 }
 
-/// The first line `program --version` prints, if it runs at all.
+/// The version `program --version` reports: the last word of its first line (`0.8.7`,
+/// `wasm-bindgen 0.2.130`), if the program runs at all.
 pub fn version_of(program: &Path) -> Option<String> {
     let output = Command::new(program).arg("--version").output().ok()?;
-    output.status.success().then(|| {
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_owned()
-    })
+    if !output.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .next()?
+        .split_whitespace()
+        .last()
+        .map(str::to_owned)
 }
