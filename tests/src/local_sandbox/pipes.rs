@@ -8,7 +8,7 @@
 
 use std::future::Future;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::pin::pin;
 use std::process::{ChildStderr, ChildStdout};
@@ -50,6 +50,20 @@ impl OutputSink for Collector {
             Stream::Stderr => self.stderr.extend(bytes),
         }
     }
+}
+
+/// One non-blocking `read(2)` on the pipe, whatever the reactor believes about its readiness.
+fn read_now(receiver: &pipe::Receiver, buffer: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: the descriptor is open for the lifetime of `receiver`, and `buffer` is valid for
+    // writes of `buffer.len()` bytes.
+    let read = unsafe {
+        libc::read(
+            receiver.as_raw_fd(),
+            buffer.as_mut_ptr().cast(),
+            buffer.len(),
+        )
+    };
+    usize::try_from(read).map_err(|_| io::Error::last_os_error())
 }
 
 /// Drops output nobody wants any more.
@@ -168,10 +182,14 @@ impl OutputPipes {
     }
 
     /// Forwards what is already buffered in the pipes, without waiting for more.
+    ///
+    /// This reads with a plain non-blocking `read(2)`: tokio's `try_read` answers `WouldBlock`
+    /// whenever the reactor has not yet seen the pipe become readable, which, right after a
+    /// command exits, would silently drop its last output.
     pub async fn drain_ready<S: OutputSink>(&mut self, sink: &mut S) {
         for reader in [&mut self.stdout, &mut self.stderr] {
             while reader.open {
-                let read = reader.receiver.try_read(&mut reader.buffer);
+                let read = read_now(&reader.receiver, &mut reader.buffer);
                 if read
                     .as_ref()
                     .is_err_and(|error| error.kind() == io::ErrorKind::WouldBlock)
