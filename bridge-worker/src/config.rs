@@ -14,10 +14,18 @@ pub mod vars {
     pub const CLOCK_SKEW_SECONDS: &str = "BRIDGE_CLOCK_SKEW_SECONDS";
     /// Largest accepted request body in bytes.
     pub const MAX_BODY_BYTES: &str = "BRIDGE_MAX_BODY_BYTES";
+    /// Bytes of each output stream a JSON exec result keeps.
+    pub const MAX_OUTPUT_BYTES: &str = "BRIDGE_MAX_OUTPUT_BYTES";
+    /// Idle time after which an abandoned lease's sandbox is destroyed.
+    pub const LEASE_IDLE_TTL_SECONDS: &str = "BRIDGE_LEASE_IDLE_TTL_SECONDS";
 }
 
 /// Default request body limit: room for a 10 MiB stdin after JSON escaping.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 32 * 1024 * 1024;
+/// Default output kept per stream in a JSON exec result.
+pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 8 * 1024 * 1024;
+/// Default idle time before an abandoned lease is reaped: an hour without any command.
+pub const DEFAULT_LEASE_IDLE_TTL_SECONDS: u64 = 3600;
 
 /// Why the bridge refuses to serve; every message names the setting to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,6 +62,10 @@ pub struct BridgeConfig {
     pub verifier: Verifier,
     /// Largest accepted request body.
     pub max_body_bytes: u64,
+    /// Output kept per stream in a JSON exec result.
+    pub max_output_bytes: u64,
+    /// Idle time before an abandoned lease is reaped.
+    pub lease_idle_ttl_seconds: u64,
 }
 
 impl BridgeConfig {
@@ -83,11 +95,32 @@ impl BridgeConfig {
             DEFAULT_MAX_BODY_BYTES,
             1024..=100 * 1024 * 1024,
         )?;
+        let max_output_bytes = number(
+            vars::MAX_OUTPUT_BYTES,
+            present(vars::MAX_OUTPUT_BYTES),
+            DEFAULT_MAX_OUTPUT_BYTES,
+            1024..=64 * 1024 * 1024,
+        )?;
         Ok(Self {
             verifier: Verifier::new(keys, &host, skew),
             max_body_bytes,
+            max_output_bytes,
+            lease_idle_ttl_seconds: lease_idle_ttl_seconds(&lookup)?,
         })
     }
+}
+
+/// `BRIDGE_LEASE_IDLE_TTL_SECONDS`, also read on its own by lease objects.
+pub fn lease_idle_ttl_seconds(lookup: impl Fn(&str) -> Option<String>) -> Result<u64, ConfigError> {
+    let value = lookup(vars::LEASE_IDLE_TTL_SECONDS)
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty());
+    number(
+        vars::LEASE_IDLE_TTL_SECONDS,
+        value,
+        DEFAULT_LEASE_IDLE_TTL_SECONDS,
+        1..=30 * 24 * 3600,
+    )
 }
 
 fn number(
@@ -153,6 +186,11 @@ mod tests {
         let config =
             load(&[(vars::HOST, "127.0.0.1:8787"), (vars::HMAC_KEYS, KEYS)]).expect("valid");
         assert_eq!(config.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(config.max_output_bytes, DEFAULT_MAX_OUTPUT_BYTES);
+        assert_eq!(
+            config.lease_idle_ttl_seconds,
+            DEFAULT_LEASE_IDLE_TTL_SECONDS
+        );
         assert_eq!(
             config.verifier.replay_window_seconds(),
             2 * DEFAULT_SKEW_SECONDS
@@ -162,9 +200,11 @@ mod tests {
             (vars::HMAC_KEYS, KEYS),
             (vars::CLOCK_SKEW_SECONDS, "60"),
             (vars::MAX_BODY_BYTES, "2048"),
+            (vars::LEASE_IDLE_TTL_SECONDS, "3"),
         ])
         .expect("valid");
         assert_eq!(config.max_body_bytes, 2048);
+        assert_eq!(config.lease_idle_ttl_seconds, 3);
         assert_eq!(config.verifier.replay_window_seconds(), 120);
     }
 

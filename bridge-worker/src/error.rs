@@ -1,6 +1,6 @@
 //! Every way a request can fail, and the one place where a failure becomes a status and a body.
 
-use crate::api::{ErrorBody, ErrorCode, ErrorDetails};
+use crate::api::{ErrorBody, ErrorCode, ErrorDetails, LeaseState};
 use crate::auth::AuthRejection;
 use crate::config::ConfigError;
 use crate::remote_path::RemotePathError;
@@ -42,9 +42,38 @@ pub enum BridgeError {
         /// Methods the route accepts.
         allowed: Vec<&'static str>,
     },
+    /// No lease with this id exists.
+    #[error("lease {0} does not exist")]
+    LeaseNotFound(String),
+    /// The lease exists but cannot serve this request in its state.
+    #[error("lease {lease_id} is {state:?}, not active")]
+    LeaseNotActive {
+        /// The lease.
+        lease_id: String,
+        /// Its state.
+        state: LeaseState,
+    },
+    /// The sandbox no longer holds the lease's sentinel: its files and processes are gone.
+    #[error(
+        "the sandbox of lease {0} lost its state (it was restarted or wiped); acquire a new lease"
+    )]
+    SandboxStateLost(String),
+    /// An environment variable name is not a shell identifier; nothing was run.
+    #[error(
+        "environment variable name {0:?} is invalid: names must match ^[A-Za-z_][A-Za-z0-9_]*$"
+    )]
+    InvalidEnvKey(String),
     /// The sandbox failed.
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    /// An error body produced by a Durable Object of the bridge, passed on unchanged.
+    #[error("{}", body.message)]
+    Relayed {
+        /// Its status.
+        status: u16,
+        /// The body.
+        body: ErrorBody,
+    },
     /// A bug or an unexpected runtime failure in the bridge itself.
     #[error("internal bridge error: {0}")]
     Internal(String),
@@ -65,7 +94,10 @@ impl BridgeError {
             Self::Unauthorized(_) => 401,
             Self::BodyTooLarge { .. } => 413,
             Self::InvalidRequest(_) => 400,
-            Self::NotFound { .. } => 404,
+            Self::NotFound { .. } | Self::LeaseNotFound(_) => 404,
+            Self::LeaseNotActive { .. } | Self::SandboxStateLost(_) => 409,
+            Self::InvalidEnvKey(_) => 422,
+            Self::Relayed { status, .. } => *status,
             Self::MethodNotAllowed { .. } => 405,
             Self::Sandbox(SandboxError::Timeout(_)) => 504,
             Self::Sandbox(_) => 502,
@@ -92,6 +124,11 @@ impl BridgeError {
             ),
             Self::InvalidRequest(_) => (ErrorCode::InvalidRequest, None),
             Self::NotFound { .. } => (ErrorCode::NotFound, None),
+            Self::LeaseNotFound(_) => (ErrorCode::LeaseNotFound, None),
+            Self::LeaseNotActive { .. } => (ErrorCode::LeaseNotActive, None),
+            Self::SandboxStateLost(_) => (ErrorCode::SandboxStateLost, None),
+            Self::InvalidEnvKey(_) => (ErrorCode::InvalidEnvKey, None),
+            Self::Relayed { body, .. } => return body.clone(),
             Self::MethodNotAllowed { allowed, .. } => (
                 ErrorCode::MethodNotAllowed,
                 Some(ErrorDetails {

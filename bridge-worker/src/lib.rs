@@ -8,14 +8,17 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod exec;
+pub mod lease;
 pub mod probe;
 pub mod remote_path;
 pub mod routes;
 pub mod sandbox;
 pub mod script;
+pub mod sse;
 
 #[cfg(target_arch = "wasm32")]
 mod edge;
 
 #[cfg(target_arch = "wasm32")]
-pub use edge::ReplayGuard;
+pub use edge::{LeaseObject, ReplayGuard};

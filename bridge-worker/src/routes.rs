@@ -3,53 +3,106 @@
 use crate::api::BASE_PATH;
 use crate::error::BridgeError;
 
-/// An API route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An API route, with its path parameter where it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     /// `GET /health`.
     Health,
     /// `POST /probe`.
     Probe,
+    /// `POST /leases/acquire`.
+    AcquireLease,
+    /// `POST /leases/resume`.
+    ResumeLease,
+    /// `POST /leases/release`.
+    ReleaseLease,
+    /// `GET /leases/{id}`.
+    InspectLease(String),
+    /// `DELETE /leases/{id}`.
+    DestroyLease(String),
+    /// `POST /exec`.
+    Exec,
+    /// `POST /exec/{executionId}/cancel`.
+    CancelExec(String),
 }
 
+/// A path pattern below [`BASE_PATH`]: literal segments, `None` for the one parameter.
+type Pattern = &'static [Option<&'static str>];
+
+/// One row of the route table: method, pattern, constructor from the parameter.
+type RouteRow = (&'static str, Pattern, fn(String) -> Route);
+
+/// Every route.
+const TABLE: [RouteRow; 9] = [
+    ("GET", &[Some("health")], |_| Route::Health),
+    ("POST", &[Some("probe")], |_| Route::Probe),
+    ("POST", &[Some("leases"), Some("acquire")], |_| {
+        Route::AcquireLease
+    }),
+    ("POST", &[Some("leases"), Some("resume")], |_| {
+        Route::ResumeLease
+    }),
+    ("POST", &[Some("leases"), Some("release")], |_| {
+        Route::ReleaseLease
+    }),
+    ("GET", &[Some("leases"), None], Route::InspectLease),
+    ("DELETE", &[Some("leases"), None], Route::DestroyLease),
+    ("POST", &[Some("exec")], |_| Route::Exec),
+    (
+        "POST",
+        &[Some("exec"), None, Some("cancel")],
+        Route::CancelExec,
+    ),
+];
+
 impl Route {
-    const ALL: [Route; 2] = [Route::Health, Route::Probe];
-
     /// The HTTP method the route accepts.
-    pub fn method(self) -> &'static str {
+    pub fn method(&self) -> &'static str {
         match self {
-            Self::Health => "GET",
-            Self::Probe => "POST",
+            Self::Health | Self::InspectLease(_) => "GET",
+            Self::DestroyLease(_) => "DELETE",
+            Self::Probe
+            | Self::AcquireLease
+            | Self::ResumeLease
+            | Self::ReleaseLease
+            | Self::Exec
+            | Self::CancelExec(_) => "POST",
         }
     }
 
-    /// The route's path below [`BASE_PATH`].
-    fn suffix(self) -> &'static str {
-        match self {
-            Self::Health => "/health",
-            Self::Probe => "/probe",
-        }
-    }
-
-    /// The full request path.
-    pub fn path(self) -> String {
-        format!("{BASE_PATH}{}", self.suffix())
+    /// The full request path. Parameters are inserted as they are: lease and execution ids are
+    /// restricted to URL-safe characters.
+    pub fn path(&self) -> String {
+        let suffix = match self {
+            Self::Health => "/health".to_owned(),
+            Self::Probe => "/probe".to_owned(),
+            Self::AcquireLease => "/leases/acquire".to_owned(),
+            Self::ResumeLease => "/leases/resume".to_owned(),
+            Self::ReleaseLease => "/leases/release".to_owned(),
+            Self::InspectLease(id) | Self::DestroyLease(id) => format!("/leases/{id}"),
+            Self::Exec => "/exec".to_owned(),
+            Self::CancelExec(id) => format!("/exec/{id}/cancel"),
+        };
+        format!("{BASE_PATH}{suffix}")
     }
 
     /// Finds the route for a request, or the 404/405 error to answer.
     pub fn resolve(method: &str, path: &str) -> Result<Self, BridgeError> {
-        let suffix = path.strip_prefix(BASE_PATH).unwrap_or_default();
-        let candidates: Vec<Route> = Self::ALL
-            .into_iter()
-            .filter(|route| !suffix.is_empty() && route.suffix() == suffix)
-            .collect();
-        if let Some(route) = candidates
-            .iter()
-            .find(|route| route.method().eq_ignore_ascii_case(method))
-        {
-            return Ok(*route);
+        let segments: Vec<&str> = match path.strip_prefix(BASE_PATH) {
+            Some(rest) if rest.starts_with('/') => rest[1..].split('/').collect(),
+            _ => Vec::new(),
+        };
+        let mut allowed = Vec::new();
+        for (route_method, pattern, build) in TABLE {
+            let Some(parameter) = match_pattern(pattern, &segments) else {
+                continue;
+            };
+            if route_method.eq_ignore_ascii_case(method) {
+                return Ok(build(parameter));
+            }
+            allowed.push(route_method);
         }
-        if candidates.is_empty() {
+        if allowed.is_empty() {
             return Err(BridgeError::NotFound {
                 method: method.to_owned(),
                 path: path.to_owned(),
@@ -58,9 +111,25 @@ impl Route {
         Err(BridgeError::MethodNotAllowed {
             method: method.to_owned(),
             path: path.to_owned(),
-            allowed: candidates.iter().map(|route| route.method()).collect(),
+            allowed,
         })
     }
+}
+
+/// Matches `segments` against `pattern`; returns the parameter (empty when there is none).
+fn match_pattern(pattern: Pattern, segments: &[&str]) -> Option<String> {
+    if pattern.len() != segments.len() {
+        return None;
+    }
+    let mut parameter = String::new();
+    for (expected, segment) in pattern.iter().zip(segments) {
+        match expected {
+            Some(literal) if literal == segment => {}
+            None if !segment.is_empty() => parameter = (*segment).to_owned(),
+            _ => return None,
+        }
+    }
+    Some(parameter)
 }
 
 /// Path and raw query of a request URL, exactly as received, for signing and routing.
@@ -108,8 +177,19 @@ mod tests {
     }
 
     #[test]
-    fn resolves_known_routes() {
-        for route in Route::ALL {
+    fn resolves_every_route_from_its_own_path() {
+        let routes = [
+            Route::Health,
+            Route::Probe,
+            Route::AcquireLease,
+            Route::ResumeLease,
+            Route::ReleaseLease,
+            Route::InspectLease("pc-env-1".into()),
+            Route::DestroyLease("pc-env-1".into()),
+            Route::Exec,
+            Route::CancelExec("exec-1".into()),
+        ];
+        for route in routes {
             assert_eq!(Route::resolve(route.method(), &route.path()), Ok(route));
         }
         assert_eq!(
@@ -120,18 +200,24 @@ mod tests {
 
     #[test]
     fn answers_404_and_405() {
-        assert!(matches!(
-            Route::resolve("GET", "/api/paperclip-sandbox/v1/nope"),
-            Err(BridgeError::NotFound { .. })
-        ));
-        assert!(matches!(
-            Route::resolve("GET", "/health"),
-            Err(BridgeError::NotFound { .. })
-        ));
-        assert!(matches!(
-            Route::resolve("GET", "/api/paperclip-sandbox/v1"),
-            Err(BridgeError::NotFound { .. })
-        ));
+        for path in [
+            "/api/paperclip-sandbox/v1/nope",
+            "/health",
+            "/api/paperclip-sandbox/v1",
+            "/api/paperclip-sandbox/v1/",
+            "/api/paperclip-sandbox/v1/leases/",
+            "/api/paperclip-sandbox/v1/leases/a/b",
+            "/api/paperclip-sandbox/v1/exec/x/cancel/more",
+            "/api/paperclip-sandbox/v1health",
+        ] {
+            assert!(
+                matches!(
+                    Route::resolve("GET", path),
+                    Err(BridgeError::NotFound { .. })
+                ),
+                "{path}"
+            );
+        }
         assert_eq!(
             Route::resolve("GET", "/api/paperclip-sandbox/v1/probe"),
             Err(BridgeError::MethodNotAllowed {
@@ -140,5 +226,9 @@ mod tests {
                 allowed: vec!["POST"],
             })
         );
+        assert!(matches!(
+            Route::resolve("PUT", "/api/paperclip-sandbox/v1/leases/x"),
+            Err(BridgeError::MethodNotAllowed { allowed, .. }) if allowed == ["GET", "DELETE"]
+        ));
     }
 }

@@ -3,12 +3,13 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bridge_worker::api::ErrorBody;
+use bridge_worker::api::{ErrorBody, ExecRequest, ExecResult, OutputChunk, StreamFailure};
 use bridge_worker::auth::{
     CONTENT_SHA256_HEADER, KeyId, Nonce, RESPONSE_SIGNATURE_HEADER, RequestSigner,
-    ResponseSignature, SecretKey,
+    ResponseSignature, SecretKey, StreamOutcome,
 };
 use bridge_worker::routes::Route;
+use bridge_worker::sse::{SseDecoder, SseItem};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -40,6 +41,12 @@ pub enum ClientError {
     /// The operating system gave no randomness for a nonce.
     #[error("no randomness for a nonce: {0}")]
     Entropy(String),
+    /// An event stream that ended without its one terminal event.
+    #[error("the event stream ended without a terminal event (transport failure)")]
+    Truncated,
+    /// A terminal event whose signature does not verify.
+    #[error("the stream's terminal event is not signed by the bridge")]
+    BadStreamSignature,
     /// A signed response that is not the expected JSON.
     #[error("unexpected response body: {0}")]
     Decode(#[from] serde_json::Error),
@@ -89,6 +96,31 @@ impl RawResponse {
     pub fn error_body(&self) -> Option<ErrorBody> {
         serde_json::from_slice(&self.body).ok()
     }
+}
+
+/// Something an event stream carried before its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamItem {
+    /// A piece of output.
+    Output {
+        /// `stdout` or `stderr`.
+        stream: String,
+        /// The event id.
+        id: u64,
+        /// The text.
+        data: String,
+    },
+    /// A heartbeat comment.
+    Heartbeat,
+}
+
+/// How an event stream ended (its signature verified).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// `complete`: the result without the output text.
+    Complete(ExecResult),
+    /// `error`: the bridge gave up.
+    Error(StreamFailure),
 }
 
 /// A client for one bridge with one key.
@@ -200,8 +232,8 @@ impl BridgeClient {
         })
     }
 
-    /// Calls a GET `route`.
-    pub async fn get<T: DeserializeOwned>(&self, route: Route) -> Result<T, ClientError> {
+    /// Calls a route without a body (GET, DELETE).
+    pub async fn fetch<T: DeserializeOwned>(&self, route: Route) -> Result<T, ClientError> {
         self.call(route, Vec::new()).await
     }
 
@@ -236,6 +268,123 @@ impl BridgeClient {
             });
         }
         Ok(serde_json::from_slice(&response.body)?)
+    }
+}
+
+impl BridgeClient {
+    /// Runs `request` as an event stream, handing every item to `on_item` as it arrives, and
+    /// returns the verified terminal event.
+    pub async fn exec_stream(
+        &self,
+        request: &ExecRequest,
+        mut on_item: impl FnMut(StreamItem),
+    ) -> Result<StreamEnd, ClientError> {
+        let body = serde_json::to_vec(request)?;
+        let route = Route::Exec;
+        let mut prepared = self.prepare(route.method(), &route.path(), "", &body)?;
+        prepared.set_header("Accept", Some("text/event-stream"));
+        let mut url = format!("{}{}", self.base_url, prepared.path);
+        if !prepared.query.is_empty() {
+            url = format!("{url}?{}", prepared.query);
+        }
+        let mut builder = self.http.post(url).body(prepared.body.clone());
+        for (name, value) in &prepared.headers {
+            builder = builder.header(name, value);
+        }
+        let mut response = builder.send().await?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            let signature = response
+                .headers()
+                .get(RESPONSE_SIGNATURE_HEADER)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned);
+            let raw = RawResponse {
+                status,
+                body: response.bytes().await?.to_vec(),
+                signature,
+            };
+            if !self.is_authentic(&prepared, &raw) {
+                return Err(ClientError::Unsigned {
+                    status,
+                    body_start: String::from_utf8_lossy(&raw.body[..raw.body.len().min(200)])
+                        .into_owned(),
+                });
+            }
+            return Err(ClientError::Api {
+                status,
+                body: serde_json::from_slice(&raw.body)?,
+            });
+        }
+        let mut decoder = SseDecoder::new();
+        while let Some(bytes) = response.chunk().await? {
+            for item in decoder.push(&bytes) {
+                let event = match item {
+                    SseItem::Comment(_) => {
+                        on_item(StreamItem::Heartbeat);
+                        continue;
+                    }
+                    SseItem::Event(event) => event,
+                };
+                match event.event.as_deref() {
+                    Some(name @ ("stdout" | "stderr")) => {
+                        let chunk: OutputChunk = serde_json::from_str(&event.data)?;
+                        on_item(StreamItem::Output {
+                            stream: name.to_owned(),
+                            id: event.id.and_then(|id| id.parse().ok()).unwrap_or(0),
+                            data: chunk.data,
+                        });
+                    }
+                    Some("complete") => {
+                        let result: ExecResult = serde_json::from_str(&event.data)?;
+                        let outcome = StreamOutcome::Complete {
+                            exit_code: result.exit_code,
+                            timed_out: result.timed_out,
+                            stdout_bytes: result.stdout_bytes,
+                            stderr_bytes: result.stderr_bytes,
+                        };
+                        return self.verified(
+                            &prepared,
+                            outcome,
+                            result.signature.as_deref(),
+                            StreamEnd::Complete(result.clone()),
+                        );
+                    }
+                    Some("error") => {
+                        let failure: StreamFailure = serde_json::from_str(&event.data)?;
+                        let code = serde_json::to_value(failure.error)?;
+                        let outcome = StreamOutcome::Error {
+                            code: code.as_str().unwrap_or_default(),
+                        };
+                        return self.verified(
+                            &prepared,
+                            outcome,
+                            Some(&failure.signature.clone()),
+                            StreamEnd::Error(failure),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Err(ClientError::Truncated)
+    }
+
+    fn verified(
+        &self,
+        request: &PreparedRequest,
+        outcome: StreamOutcome<'_>,
+        signature: Option<&str>,
+        end: StreamEnd,
+    ) -> Result<StreamEnd, ClientError> {
+        let valid = signature.is_some_and(|signature| {
+            outcome.verify(self.signer.secret(), request.nonce.as_str(), signature)
+        });
+        if valid {
+            Ok(end)
+        } else {
+            Err(ClientError::BadStreamSignature)
+        }
     }
 }
 

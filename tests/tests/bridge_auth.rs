@@ -222,7 +222,7 @@ async fn bad_requests_get_documented_error_bodies_and_the_bridge_keeps_serving()
         Some(4096)
     );
 
-    let health: HealthResponse = client.get(Route::Health).await.expect("still serving");
+    let health: HealthResponse = client.fetch(Route::Health).await.expect("still serving");
     assert!(health.ok);
     assert!(
         !stack.stack.bridge_log().contains("panicked"),

@@ -6,25 +6,7 @@ mod common;
 use bridge_tests::client::ClientError;
 use bridge_worker::api::{ErrorCode, ProbeRequest, ProbeResponse};
 use bridge_worker::routes::Route;
-use common::TestStack;
-
-async fn live_sandboxes(stack: &TestStack) -> Vec<String> {
-    let info: serde_json::Value = reqwest::get(format!(
-        "{}/_local/info",
-        stack.stack.local_sandbox().base_url()
-    ))
-    .await
-    .expect("local-sandbox reachable")
-    .json()
-    .await
-    .expect("info JSON");
-    info["sandboxes"]
-        .as_array()
-        .expect("sandboxes list")
-        .iter()
-        .filter_map(|id| id.as_str().map(str::to_owned))
-        .collect()
-}
+use common::{TestStack, live_sandboxes};
 
 #[tokio::test]
 async fn probe_creates_runs_pwd_in_and_destroys_a_sandbox() {

@@ -79,7 +79,7 @@ pub fn demo() -> Result<()> {
     let client = client(&stack)?;
     tokio::runtime::Runtime::new()?.block_on(async {
         announce("GET /health (signed)");
-        let health: HealthResponse = client.get(Route::Health).await?;
+        let health: HealthResponse = client.fetch(Route::Health).await?;
         println!("{}", serde_json::to_string_pretty(&health)?);
         announce("POST /probe: create a sandbox through the Sandbox SDK, run pwd, destroy it");
         let started = Instant::now();

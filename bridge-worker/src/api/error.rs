@@ -16,6 +16,14 @@ pub enum ErrorCode {
     NotFound,
     /// 405: the route exists with another method.
     MethodNotAllowed,
+    /// 404: no lease with that id.
+    LeaseNotFound,
+    /// 409: the lease is not active (destroyed, released, being acquired).
+    LeaseNotActive,
+    /// 409: the sandbox lost the lease's state; acquire anew.
+    SandboxStateLost,
+    /// 422: an environment variable name is invalid; nothing ran.
+    InvalidEnvKey,
     /// 413: the body exceeds the configured limit.
     BodyTooLarge,
     /// 500: the bridge's own configuration is incomplete or invalid.

@@ -4,11 +4,21 @@
 //! ever builds or reads JSON by hand.
 
 mod error;
+mod exec;
 mod health;
+mod lease;
 mod probe;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetails};
+pub use exec::{
+    CancelRequest, CancelResponse, ExecRequest, ExecResult, OutputChunk, SessionMode, StreamFailure,
+};
 pub use health::{Capabilities, HealthResponse};
+pub use lease::{
+    AcquireLeaseRequest, ExecutionRecord, ExecutionStatus, LeaseDetails, LeaseResponse, LeaseState,
+    ReleaseLeaseRequest, ResumeLeaseRequest, ReuseScope, SessionStrategy, TerminationReceipt,
+    TerminationState,
+};
 pub use probe::{ProbeRequest, ProbeResponse};
 
 /// Prefix of every API route.

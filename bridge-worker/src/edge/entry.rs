@@ -2,7 +2,7 @@
 
 use worker::{Context, Env, Request, Response, event};
 
-use super::handlers;
+use super::handlers::{self, Answer, Call};
 use super::http::{self, Reply};
 use super::replay_guard;
 use crate::api::HEALTHZ_PATH;
@@ -18,8 +18,10 @@ async fn fetch(request: Request, env: Env, _context: Context) -> worker::Result<
     if method == "GET" && target.path == HEALTHZ_PATH {
         return Response::ok("ok");
     }
-    let (reply, authenticated) = serve(request, &env, &method, &target).await;
-    http::respond(reply, authenticated.as_ref())
+    match serve(request, &env, &method, &target).await {
+        (Answer::Json(reply), authenticated) => http::respond(reply, authenticated.as_ref()),
+        (Answer::Stream(response), _) => Ok(response),
+    }
 }
 
 /// Runs every check and the handler; the authentication is returned so the reply can be signed.
@@ -28,26 +30,42 @@ async fn serve(
     env: &Env,
     method: &str,
     target: &RequestTarget,
-) -> (Reply, Option<Authenticated>) {
+) -> (Answer, Option<Authenticated>) {
+    let refuse = |error: BridgeError| (Answer::Json(Reply::error(&error)), None);
     let config = match BridgeConfig::from_lookup(|name| http::var(env, name)) {
         Ok(config) => config,
-        Err(error) => return (Reply::error(&error.into()), None),
+        Err(error) => return refuse(error.into()),
     };
     let body = match http::read_body(&mut request, config.max_body_bytes).await {
         Ok(body) => body,
-        Err(error) => return (Reply::error(&error), None),
+        Err(error) => return refuse(error),
     };
     let authenticated = match authenticate(&request, env, &config, method, target, &body).await {
         Ok(authenticated) => authenticated,
-        Err(error) => return (Reply::error(&error), None),
+        Err(error) => return refuse(error),
     };
-    let reply = match Route::resolve(method, &target.path) {
-        Ok(route) => handlers::handle(route, env, &body)
-            .await
-            .unwrap_or_else(|error| Reply::error(&error)),
-        Err(error) => Reply::error(&error),
+    let wants_stream = request
+        .headers()
+        .get("Accept")
+        .ok()
+        .flatten()
+        .is_some_and(|accept| accept.contains("text/event-stream"));
+    let answer = match Route::resolve(method, &target.path) {
+        Ok(route) => {
+            let call = Call {
+                env,
+                config: &config,
+                body: &body,
+                wants_stream,
+                authenticated: &authenticated,
+            };
+            handlers::handle(route, call)
+                .await
+                .unwrap_or_else(|error| Answer::Json(Reply::error(&error)))
+        }
+        Err(error) => Answer::Json(Reply::error(&error)),
     };
-    (reply, Some(authenticated))
+    (answer, Some(authenticated))
 }
 
 async fn authenticate(

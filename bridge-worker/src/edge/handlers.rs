@@ -1,15 +1,22 @@
 //! The route handlers: decode, run, encode.
 
 use serde::de::DeserializeOwned;
-use worker::Env;
+use worker::{Env, Response};
 
 use super::http::{Reply, unix_millis};
 use super::sandbox_stub::{Sandbox, with_deadline};
+use super::{exec, lease_object};
 use crate::api::{
-    API_VERSION, BRIDGE_VERSION, Capabilities, HealthResponse, PROVIDER, ProbeRequest,
-    ProbeResponse,
+    API_VERSION, BRIDGE_VERSION, CancelRequest, Capabilities, HealthResponse, LeaseDetails,
+    LeaseResponse, PROVIDER, ProbeRequest, ProbeResponse, ReleaseLeaseRequest, ResumeLeaseRequest,
+    TerminationReceipt,
 };
+use crate::auth::Authenticated;
+use crate::config::BridgeConfig;
 use crate::error::BridgeError;
+use crate::lease::AcquirePlan;
+use crate::lease::protocol::LeaseCommand;
+use crate::lease::settings::{lifecycle_timeout, sleep_after};
 use crate::probe::ProbePlan;
 use crate::routes::Route;
 use crate::sandbox::{
@@ -20,12 +27,106 @@ use crate::script::probe_script;
 /// Deadline for destroying a sandbox; `destroy()` itself has none.
 const DESTROY_TIMEOUT_MS: u64 = 30_000;
 
+/// An authenticated request, as the handlers see it.
+pub struct Call<'a> {
+    /// Worker bindings.
+    pub env: &'a Env,
+    /// Validated settings.
+    pub config: &'a BridgeConfig,
+    /// The request body.
+    pub body: &'a [u8],
+    /// The client asked for `text/event-stream`.
+    pub wants_stream: bool,
+    /// Who signed it (streams sign their terminal event with it).
+    pub authenticated: &'a Authenticated,
+}
+
+/// What a handler answers: a JSON reply (signed by the caller) or an event stream.
+pub enum Answer {
+    /// A JSON body and its status.
+    Json(Reply),
+    /// An SSE response whose terminal event carries the signature.
+    Stream(Response),
+}
+
 /// Serves an authenticated request for `route`.
-pub async fn handle(route: Route, env: &Env, body: &[u8]) -> Result<Reply, BridgeError> {
+pub async fn handle(route: Route, call: Call<'_>) -> Result<Answer, BridgeError> {
+    let env = call.env;
+    let json = |reply: Result<Reply, BridgeError>| reply.map(Answer::Json);
     match route {
-        Route::Health => Reply::json(200, &health()),
-        Route::Probe => Reply::json(200, &probe(env, decode(body)?).await?),
+        Route::Health => json(Reply::json(200, &health())),
+        Route::Probe => json(Reply::json(200, &probe(env, decode(call.body)?).await?)),
+        Route::AcquireLease => {
+            let plan = AcquirePlan::from_request(&decode(call.body)?)?;
+            let lease_id = plan.lease_id.clone();
+            let lease: LeaseResponse =
+                lease_object::send(env, &lease_id, LeaseCommand::Acquire { plan }).await?;
+            json(Reply::json(200, &lease))
+        }
+        Route::ResumeLease => {
+            let request: ResumeLeaseRequest = decode(call.body)?;
+            let command = LeaseCommand::Resume {
+                keep_alive: request.keep_alive,
+                sleep_after: request
+                    .sleep_after
+                    .as_deref()
+                    .map(sleep_after)
+                    .transpose()?,
+                timeout_ms: lifecycle_timeout(request.timeout_ms)?,
+            };
+            let lease: LeaseResponse =
+                lease_object::send(env, lease_id(&request.provider_lease_id)?, command).await?;
+            json(Reply::json(200, &lease))
+        }
+        Route::ReleaseLease => {
+            let request: ReleaseLeaseRequest = decode(call.body)?;
+            let command = LeaseCommand::Release {
+                cancel_active_work: request.cancel_active_work,
+                destroy: request.destroy,
+            };
+            let receipt: TerminationReceipt =
+                lease_object::send(env, lease_id(&request.provider_lease_id)?, command).await?;
+            json(Reply::json(200, &receipt))
+        }
+        Route::InspectLease(id) => {
+            let details: LeaseDetails =
+                lease_object::send(env, lease_id(&id)?, LeaseCommand::Inspect).await?;
+            json(Reply::json(200, &details))
+        }
+        Route::DestroyLease(id) => {
+            let receipt: TerminationReceipt =
+                lease_object::send(env, lease_id(&id)?, LeaseCommand::Destroy).await?;
+            json(Reply::json(200, &receipt))
+        }
+        Route::Exec => {
+            let request = decode(call.body)?;
+            if call.wants_stream {
+                exec::run_streaming(env, request, call.authenticated.clone())
+                    .await
+                    .map(Answer::Stream)
+            } else {
+                let result =
+                    exec::run_to_completion(env, request, call.config.max_output_bytes).await?;
+                json(Reply::json(200, &result))
+            }
+        }
+        Route::CancelExec(execution_id) => {
+            let request: CancelRequest = decode(call.body)?;
+            let cancelled = exec::cancel(env, &request.provider_lease_id, &execution_id).await?;
+            json(Reply::json(200, &cancelled))
+        }
     }
+}
+
+/// A lease id from a request: it must be a valid sandbox id, so no arbitrary object is addressed.
+fn lease_id(id: &str) -> Result<&str, BridgeError> {
+    if id.is_empty() {
+        return Err(BridgeError::InvalidRequest(
+            "providerLeaseId is required".into(),
+        ));
+    }
+    SandboxId::parse(id)?;
+    Ok(id)
 }
 
 /// Decodes a JSON body; an empty body means "all defaults".
@@ -45,7 +146,10 @@ fn health() -> HealthResponse {
         capabilities: Capabilities {
             probe: true,
             response_signing: true,
-            ..Capabilities::default()
+            reuse_lease: true,
+            named_sessions: true,
+            streaming: true,
+            cancel: true,
         },
     }
 }

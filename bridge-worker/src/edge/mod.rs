@@ -2,9 +2,12 @@
 //! that can be decided without the runtime is decided by the target-independent modules.
 
 mod entry;
+mod exec;
 mod handlers;
 mod http;
+mod lease_object;
 mod replay_guard;
 mod sandbox_stub;
 
+pub use lease_object::LeaseObject;
 pub use replay_guard::ReplayGuard;

@@ -13,7 +13,9 @@ use wasm_bindgen_futures::JsFuture;
 use worker::{Delay, Env};
 
 use crate::error::BridgeError;
-use crate::sandbox::{ExecOptions, ExecOutput, SandboxConfiguration, SandboxError, SandboxId};
+use crate::sandbox::{
+    ExecOptions, ExecOutput, SESSIONLESS, SandboxConfiguration, SandboxError, SandboxId,
+};
 
 /// Binding name of the `Sandbox` namespace in `wrangler.toml`.
 const BINDING: &str = "Sandbox";
@@ -35,8 +37,38 @@ extern "C" {
         options: &JsValue,
     ) -> Result<js_sys::Promise, JsValue>;
 
+    #[wasm_bindgen(method, catch, js_name = execStreamWithSessionToken)]
+    fn exec_stream_with_session_token(
+        this: &SandboxStub,
+        command: &str,
+        session_id: &str,
+        options: &JsValue,
+    ) -> Result<js_sys::Promise, JsValue>;
+
+    #[wasm_bindgen(method, catch, js_name = writeFile)]
+    fn write_file(
+        this: &SandboxStub,
+        path: &str,
+        content: &str,
+        options: &JsValue,
+    ) -> Result<js_sys::Promise, JsValue>;
+
+    #[wasm_bindgen(method, catch, js_name = deleteFile)]
+    fn delete_file(
+        this: &SandboxStub,
+        path: &str,
+        session_id: &str,
+    ) -> Result<js_sys::Promise, JsValue>;
+
     #[wasm_bindgen(method, catch)]
     fn destroy(this: &SandboxStub) -> Result<js_sys::Promise, JsValue>;
+}
+
+/// Options of `writeFile`: sessionless, so no shell session is created for it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WriteOptions {
+    session_id: &'static str,
 }
 
 /// One sandbox, addressed by id.
@@ -87,6 +119,45 @@ impl Sandbox {
         .await?;
         serde_wasm_bindgen::from_value(result)
             .map_err(|error| SandboxError::Protocol(format!("exec result: {error}")))
+    }
+
+    /// Runs `command` sessionless and returns the container's event stream as it is produced.
+    pub async fn exec_stream(
+        &self,
+        command: &str,
+    ) -> Result<worker::web_sys::ReadableStream, SandboxError> {
+        let stream = call(self.stub.exec_stream_with_session_token(
+            command,
+            SESSIONLESS,
+            &to_js(&ExecOptions::default())?,
+        ))
+        .await?;
+        stream
+            .dyn_into::<worker::web_sys::ReadableStream>()
+            .map_err(|_| SandboxError::Protocol("execStream did not return a stream".into()))
+    }
+
+    /// Runs a short sessionless script and returns its exit code.
+    pub async fn run_script(&self, script: &str) -> Result<ExecOutput, SandboxError> {
+        self.exec(script, SESSIONLESS, &ExecOptions::default())
+            .await
+    }
+
+    /// Writes a text file (parent directories are created).
+    pub async fn write_file(&self, path: &str, content: &str) -> Result<(), SandboxError> {
+        let options = to_js(&WriteOptions {
+            session_id: SESSIONLESS,
+        })?;
+        call(self.stub.write_file(path, content, &options))
+            .await
+            .map(drop)
+    }
+
+    /// Deletes a file.
+    pub async fn delete_file(&self, path: &str) -> Result<(), SandboxError> {
+        call(self.stub.delete_file(path, SESSIONLESS))
+            .await
+            .map(drop)
     }
 
     /// Stops the container and forgets its filesystem.

@@ -5,10 +5,12 @@
 mod error;
 mod id;
 mod rpc;
+mod stream;
 
 pub use error::SandboxError;
 pub use id::{SandboxId, SandboxIdError};
 pub use rpc::{ExecOptions, ExecOutput, SandboxConfiguration, SandboxName};
+pub use stream::ContainerEvent;
 
 /// Session token that makes the SDK run a command in a fresh one-shot shell.
 pub const SESSIONLESS: &str = "__DISABLE_SESSION__";

@@ -1,4 +1,23 @@
-//! Building `sh` scripts from untrusted strings without ever re-splitting them.
+//! Building `sh` scripts from untrusted strings without ever re-splitting them: every value is
+//! single-quoted, so an argument is one word whatever it contains.
+//!
+//! Everything the bridge keeps inside a sandbox lives under [`BRIDGE_DIR`].
+
+mod exec;
+mod lease;
+
+pub use exec::{CommandScript, KillOutcome, LOST_EXIT_CODE, LOST_MARKER, kill_script};
+pub use lease::{prepare_script, sentinel_check_script};
+
+/// The bridge's own directory inside every sandbox.
+pub const BRIDGE_DIR: &str = "/tmp/.paperclip-bridge";
+/// File holding the lease sentinel.
+pub const SENTINEL_PATH: &str = "/tmp/.paperclip-bridge/lease";
+
+/// Control directory of one execution: its process group id, staged stdin, cancel marker.
+pub fn control_dir(execution_id: &str) -> String {
+    format!("{BRIDGE_DIR}/exec/{execution_id}")
+}
 
 /// Quotes `text` as one `sh` word: wrapped in single quotes, each `'` written as `'\''`.
 pub fn quote(text: &str) -> String {

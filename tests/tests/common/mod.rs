@@ -57,3 +57,132 @@ impl TestStack {
         );
     }
 }
+
+/// Helpers for tests that drive leases and executions.
+#[allow(dead_code)]
+pub mod leases {
+    use bridge_tests::client::BridgeClient;
+    use bridge_worker::api::{
+        AcquireLeaseRequest, ExecRequest, ExecResult, LeaseResponse, ReleaseLeaseRequest,
+        TerminationReceipt,
+    };
+    use bridge_worker::routes::Route;
+
+    /// Acquires a per-run lease.
+    pub async fn acquire(client: &BridgeClient, environment: &str, run: &str) -> LeaseResponse {
+        client
+            .post(
+                Route::AcquireLease,
+                &AcquireLeaseRequest {
+                    environment_id: environment.into(),
+                    run_id: run.into(),
+                    ..AcquireLeaseRequest::default()
+                },
+            )
+            .await
+            .unwrap_or_else(|error| panic!("acquire: {error}"))
+    }
+
+    /// Acquires a reusable (keep-alive) lease.
+    pub async fn acquire_reusable(
+        client: &BridgeClient,
+        environment: &str,
+        run: &str,
+    ) -> LeaseResponse {
+        client
+            .post(
+                Route::AcquireLease,
+                &AcquireLeaseRequest {
+                    environment_id: environment.into(),
+                    run_id: run.into(),
+                    reuse_lease: true,
+                    keep_alive: true,
+                    ..AcquireLeaseRequest::default()
+                },
+            )
+            .await
+            .unwrap_or_else(|error| panic!("acquire reusable: {error}"))
+    }
+
+    /// An exec request for `argv` on `lease`.
+    pub fn command(lease: &str, argv: &[&str]) -> ExecRequest {
+        ExecRequest {
+            provider_lease_id: lease.into(),
+            command: argv[0].into(),
+            args: argv[1..].iter().map(|word| (*word).to_owned()).collect(),
+            ..ExecRequest::default()
+        }
+    }
+
+    /// `sh -c script` on `lease`.
+    pub fn shell(lease: &str, script: &str) -> ExecRequest {
+        command(lease, &["sh", "-c", script])
+    }
+
+    /// Runs `request` as JSON and returns its result.
+    pub async fn run(client: &BridgeClient, request: &ExecRequest) -> ExecResult {
+        client
+            .post(Route::Exec, request)
+            .await
+            .unwrap_or_else(|error| panic!("exec {:?}: {error}", request.command))
+    }
+
+    /// Releases `lease`.
+    pub async fn release(
+        client: &BridgeClient,
+        lease: &str,
+        cancel_active_work: bool,
+    ) -> TerminationReceipt {
+        client
+            .post(
+                Route::ReleaseLease,
+                &ReleaseLeaseRequest {
+                    provider_lease_id: lease.into(),
+                    cancel_active_work,
+                    destroy: false,
+                },
+            )
+            .await
+            .unwrap_or_else(|error| panic!("release: {error}"))
+    }
+}
+
+/// The ids of live processes whose command line contains `needle` (host-wide).
+#[allow(dead_code)]
+pub fn processes_matching(needle: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat
+                .rsplit_once(") ")
+                .map(|(_, rest)| rest.starts_with('Z'));
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            state == Some(false) && String::from_utf8_lossy(&cmdline).contains(needle)
+        })
+        .collect()
+}
+
+/// Sandbox ids local-sandbox currently has state for.
+#[allow(dead_code)]
+pub async fn live_sandboxes(stack: &TestStack) -> Vec<String> {
+    let info: serde_json::Value = reqwest::get(format!(
+        "{}/_local/info",
+        stack.stack.local_sandbox().base_url()
+    ))
+    .await
+    .expect("local-sandbox reachable")
+    .json()
+    .await
+    .expect("info JSON");
+    info["sandboxes"]
+        .as_array()
+        .expect("sandboxes list")
+        .iter()
+        .filter_map(|id| id.as_str().map(str::to_owned))
+        .collect()
+}

@@ -1,0 +1,358 @@
+//! `POST /exec`: runs one argv through the container's event stream, as JSON or as SSE.
+//!
+//! Both modes share one driver: it follows the container's stream, enforces the bridge's own
+//! timeout (killing the process group and confirming it is gone), and concludes exactly once.
+//! In SSE mode chunks are forwarded as they arrive, with a heartbeat comment while the command is
+//! silent, and the stream always ends with one terminal event (`complete` or `error`).
+
+use std::time::Duration;
+
+use futures_channel::mpsc;
+use futures_util::{FutureExt, SinkExt, StreamExt, select};
+use worker::{ByteStream, Delay, Env, Headers, Response};
+
+use super::lease_object::{self, stop_execution};
+use super::sandbox_stub::Sandbox;
+use crate::api::{ExecRequest, ExecResult, ExecutionStatus, OutputChunk, StreamFailure};
+use crate::auth::{Authenticated, StreamOutcome};
+use crate::error::BridgeError;
+use crate::exec::{Chunk, Conclusion, Ending, ExecPlan, OutputTracker};
+use crate::lease::protocol::{ExecutionEnded, ExecutionTicket, LeaseCommand};
+use crate::sandbox::{ContainerEvent, SandboxError, SandboxId};
+use crate::script::{CommandScript, control_dir};
+use crate::sse::{SseDecoder, SseItem, encode_comment, encode_event};
+
+/// Longest silence before a heartbeat comment.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+/// How long the stream may take to end once the command was killed.
+const DRAIN_AFTER_KILL_MS: u64 = 10_000;
+/// Events buffered between the driver and a slow client (backpressure beyond that).
+const STREAM_BUFFER: usize = 32;
+
+/// A validated execution, journaled and with its command started in the sandbox.
+struct Running {
+    plan: ExecPlan,
+    sandbox: Sandbox,
+    env: Env,
+    output: ByteStream,
+    started_ms: u64,
+}
+
+/// Where output goes: nowhere but the tracker's copy (JSON), or to the client (SSE).
+enum Sink {
+    Collect,
+    Stream(mpsc::Sender<Result<Vec<u8>, worker::Error>>),
+}
+
+impl Sink {
+    /// Sends text to an SSE client; a client that went away is not an error of the command.
+    async fn send(&mut self, text: String) {
+        if let Self::Stream(sender) = self
+            && sender.send(Ok(text.into_bytes())).await.is_err()
+        {
+            *self = Self::Collect;
+        }
+    }
+
+    async fn chunk(&mut self, chunk: Chunk) {
+        if matches!(self, Self::Collect) {
+            return;
+        }
+        let payload = serde_json::to_string(&OutputChunk { data: chunk.data })
+            .unwrap_or_else(|_| String::from("{\"data\":\"\"}"));
+        self.send(encode_event(
+            chunk.stream.event_name(),
+            Some(chunk.id),
+            &payload,
+        ))
+        .await;
+    }
+}
+
+/// Serves `POST /exec` as a JSON result.
+pub async fn run_to_completion(
+    env: &Env,
+    request: ExecRequest,
+    max_output_bytes: u64,
+) -> Result<ExecResult, BridgeError> {
+    let running = start(env, request).await?;
+    let limit = usize::try_from(max_output_bytes).unwrap_or(usize::MAX);
+    drive(running, OutputTracker::new(Some(limit)), &mut Sink::Collect).await
+}
+
+/// Serves `POST /exec` as an SSE stream; errors before the command starts are ordinary replies.
+pub async fn run_streaming(
+    env: &Env,
+    request: ExecRequest,
+    authenticated: Authenticated,
+) -> Result<Response, BridgeError> {
+    let running = start(env, request).await?;
+    let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
+    wasm_bindgen_futures::spawn_local(async move {
+        let mut sink = Sink::Stream(sender);
+        let outcome = drive(running, OutputTracker::new(None), &mut sink).await;
+        let terminal = terminal_event(outcome, &authenticated);
+        sink.send(terminal).await;
+    });
+    let headers = Headers::new();
+    let set = |name: &str, value: &str| headers.set(name, value);
+    set("Content-Type", "text/event-stream")
+        .and_then(|()| set("Cache-Control", "no-store"))
+        .and_then(|()| set("X-Accel-Buffering", "no"))
+        .map_err(|error| BridgeError::Internal(format!("stream headers: {error}")))?;
+    Response::from_stream(receiver)
+        .map(|response| response.with_headers(headers))
+        .map_err(|error| BridgeError::Internal(format!("stream response: {error}")))
+}
+
+/// The one terminal event of a stream, signed over the request nonce.
+fn terminal_event(
+    outcome: Result<ExecResult, BridgeError>,
+    authenticated: &Authenticated,
+) -> String {
+    let nonce = authenticated.nonce.as_str();
+    match outcome {
+        Ok(mut result) => {
+            result.signature = Some(
+                StreamOutcome::Complete {
+                    exit_code: result.exit_code,
+                    timed_out: result.timed_out,
+                    stdout_bytes: result.stdout_bytes,
+                    stderr_bytes: result.stderr_bytes,
+                }
+                .sign(&authenticated.secret, nonce),
+            );
+            let payload = serde_json::to_string(&result).unwrap_or_default();
+            encode_event("complete", None, &payload)
+        }
+        Err(error) => {
+            let body = error.to_body();
+            let code = serde_json::to_value(body.error)
+                .ok()
+                .and_then(|value| value.as_str().map(str::to_owned))
+                .unwrap_or_else(|| "internal_error".to_owned());
+            let failure = StreamFailure {
+                error: body.error,
+                message: body.message,
+                signature: StreamOutcome::Error { code: &code }.sign(&authenticated.secret, nonce),
+            };
+            let payload = serde_json::to_string(&failure).unwrap_or_else(|_| {
+                format!(
+                    "{{\"error\":\"{}\",\"message\":\"\",\"signature\":\"\"}}",
+                    code
+                )
+            });
+            encode_event("error", None, &payload)
+        }
+    }
+}
+
+/// Validates, journals, stages stdin and starts the command.
+async fn start(env: &Env, request: ExecRequest) -> Result<Running, BridgeError> {
+    let mut random = [0u8; 12];
+    getrandom::fill(&mut random)
+        .map_err(|error| BridgeError::Internal(format!("no randomness: {error}")))?;
+    let plan = ExecPlan::from_request(request, format!("x{}", hex::encode(random)))?;
+    let sandbox = Sandbox::open(env, SandboxId::parse(&plan.lease_id)?)?;
+    let ticket: ExecutionTicket = lease_object::send(
+        env,
+        &plan.lease_id,
+        LeaseCommand::BeginExecution {
+            execution_id: plan.execution_id.clone(),
+            command: plan.argv[0].clone(),
+            timeout_ms: plan.timeout_ms,
+        },
+    )
+    .await?;
+    let started_ms = super::http::unix_millis();
+    match launch(&sandbox, &plan, &ticket).await {
+        Ok(output) => Ok(Running {
+            plan,
+            sandbox,
+            env: env.clone(),
+            output,
+            started_ms,
+        }),
+        Err(error) => {
+            if plan.stdin.is_some() {
+                let stdin = format!("{}/stdin", control_dir(&plan.execution_id));
+                if let Err(cleanup) = sandbox.delete_file(&stdin).await {
+                    worker::console_error!("removing staged stdin: {cleanup}");
+                }
+            }
+            journal_end(env, &plan, ExecutionStatus::Failed, None, false).await?;
+            Err(error.into())
+        }
+    }
+}
+
+async fn launch(
+    sandbox: &Sandbox,
+    plan: &ExecPlan,
+    ticket: &ExecutionTicket,
+) -> Result<ByteStream, SandboxError> {
+    if let Some(stdin) = &plan.stdin {
+        let path = format!("{}/stdin", control_dir(&plan.execution_id));
+        sandbox.write_file(&path, stdin).await?;
+    }
+    let script = CommandScript {
+        execution_id: &plan.execution_id,
+        sentinel: &ticket.sentinel,
+        session_lock: plan
+            .session_lock(&ticket.session_id, ticket.session_strategy)
+            .as_deref(),
+        cwd: plan
+            .cwd
+            .as_ref()
+            .map_or(ticket.remote_cwd.as_str(), |cwd| cwd.as_str()),
+        env: &plan.env,
+        argv: &plan.argv,
+        staged_stdin: plan.stdin.is_some(),
+        login_shell: plan.login_shell,
+    }
+    .render();
+    Ok(ByteStream::from(sandbox.exec_stream(&script).await?))
+}
+
+/// Follows the command to its end and concludes it, exactly once.
+async fn drive(
+    running: Running,
+    mut tracker: OutputTracker,
+    sink: &mut Sink,
+) -> Result<ExecResult, BridgeError> {
+    let Running {
+        plan,
+        sandbox,
+        env,
+        mut output,
+        started_ms,
+    } = running;
+    let mut decoder = SseDecoder::new();
+    let mut deadline = Delay::from(Duration::from_millis(plan.timeout_ms)).fuse();
+    let mut heartbeat = Delay::from(HEARTBEAT).fuse();
+    let mut drain_deadline = futures_util::future::Fuse::terminated();
+    let mut timed_out = None;
+    let ending = 'follow: loop {
+        select! {
+            bytes = output.next().fuse() => {
+                let bytes = match bytes {
+                    Some(Ok(bytes)) => bytes,
+                    Some(Err(error)) => break 'follow Ending::Failed(format!("the sandbox's output stream failed: {error}")),
+                    None => break 'follow Ending::Failed("the sandbox's output stream ended without an exit status".into()),
+                };
+                for item in decoder.push(&bytes) {
+                    let SseItem::Event(event) = item else { continue };
+                    let event = match ContainerEvent::parse(&event.data) {
+                        Ok(event) => event,
+                        Err(error) => break 'follow Ending::Failed(format!("unreadable sandbox event: {error}")),
+                    };
+                    let step = tracker.on_event(event);
+                    if !step.chunks.is_empty() {
+                        heartbeat = Delay::from(HEARTBEAT).fuse();
+                    }
+                    for chunk in step.chunks {
+                        sink.chunk(chunk).await;
+                    }
+                    if let Some(ending) = step.ending {
+                        break 'follow ending;
+                    }
+                }
+            }
+            () = deadline => {
+                timed_out = Some(stop_execution(&sandbox, &plan.execution_id).await?);
+                drain_deadline = Delay::from(Duration::from_millis(DRAIN_AFTER_KILL_MS)).fuse();
+            }
+            () = drain_deadline => break 'follow Ending::Exited(None),
+            () = heartbeat => {
+                sink.send(encode_comment("keepalive")).await;
+                heartbeat = Delay::from(HEARTBEAT).fuse();
+            }
+        }
+    };
+    let duration_ms = super::http::unix_millis().saturating_sub(started_ms);
+    let conclusion = match (ending, timed_out) {
+        (Ending::SandboxLost, _) => {
+            journal_end(&env, &plan, ExecutionStatus::Failed, None, true).await?;
+            return Err(BridgeError::SandboxStateLost(plan.lease_id));
+        }
+        (_, Some(kill)) => Conclusion::timed_out(kill),
+        (Ending::Exited(Some(code)), None) => Conclusion::exited(code),
+        (Ending::Exited(None), None) => {
+            return fail(
+                &env,
+                &plan,
+                &sandbox,
+                SandboxError::Protocol("the command ended without an exit code".into()),
+            )
+            .await;
+        }
+        (Ending::Failed(message), None) => {
+            return fail(&env, &plan, &sandbox, SandboxError::Other(message)).await;
+        }
+    };
+    let ended = journal_end(
+        &env,
+        &plan,
+        conclusion.journal_status(),
+        conclusion.exit_code,
+        false,
+    )
+    .await?;
+    let conclusion = if ended.status == ExecutionStatus::Cancelled && !conclusion.timed_out {
+        Conclusion::cancelled(conclusion.exit_code)
+    } else {
+        conclusion
+    };
+    let totals = tracker.totals();
+    Ok(conclusion.into_result(
+        plan.execution_id,
+        totals,
+        tracker.into_retained(),
+        duration_ms,
+    ))
+}
+
+/// A command the bridge lost track of: make sure it is dead, journal it, report the error.
+async fn fail(
+    env: &Env,
+    plan: &ExecPlan,
+    sandbox: &Sandbox,
+    error: SandboxError,
+) -> Result<ExecResult, BridgeError> {
+    if let Err(kill) = stop_execution(sandbox, &plan.execution_id).await {
+        worker::console_error!("stopping an execution after a failure: {kill}");
+    }
+    journal_end(env, plan, ExecutionStatus::Failed, None, false).await?;
+    Err(error.into())
+}
+
+async fn journal_end(
+    env: &Env,
+    plan: &ExecPlan,
+    status: ExecutionStatus,
+    exit_code: Option<i32>,
+    sandbox_lost: bool,
+) -> Result<ExecutionEnded, BridgeError> {
+    lease_object::send(
+        env,
+        &plan.lease_id,
+        LeaseCommand::EndExecution {
+            execution_id: plan.execution_id.clone(),
+            status,
+            exit_code,
+            sandbox_lost,
+        },
+    )
+    .await
+}
+
+/// `POST /exec/{id}/cancel`: kills the execution and answers once it is dead.
+pub async fn cancel(
+    env: &Env,
+    lease_id: &str,
+    execution_id: &str,
+) -> Result<crate::api::CancelResponse, BridgeError> {
+    let execution_id = crate::exec::execution_id(execution_id)?;
+    SandboxId::parse(lease_id)?;
+    lease_object::send(env, lease_id, LeaseCommand::Cancel { execution_id }).await
+}

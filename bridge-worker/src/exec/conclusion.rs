@@ -1,0 +1,130 @@
+//! How an execution ended, as reported to the client and the journal.
+
+use super::output::Retained;
+use crate::api::{ExecResult, ExecutionStatus};
+use crate::script::KillOutcome;
+
+/// The end of an execution, after timeouts and cancels are taken into account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conclusion {
+    /// Exit code; `None` when the bridge killed the command.
+    pub exit_code: Option<i32>,
+    /// The signal the bridge ended it with.
+    pub signal: Option<String>,
+    /// The bridge's timeout fired.
+    pub timed_out: bool,
+    /// A cancel ended it.
+    pub cancelled: bool,
+}
+
+impl Conclusion {
+    /// The command exited by itself.
+    pub fn exited(exit_code: i32) -> Self {
+        Self {
+            exit_code: Some(exit_code),
+            signal: None,
+            timed_out: false,
+            cancelled: false,
+        }
+    }
+
+    /// The bridge's timeout fired and the kill script reported `kill`.
+    pub fn timed_out(kill: KillOutcome) -> Self {
+        Self {
+            exit_code: None,
+            signal: kill.signal().map(str::to_owned),
+            timed_out: true,
+            cancelled: false,
+        }
+    }
+
+    /// A cancel got there first; `exit_code` is what the killed command's shell reported.
+    pub fn cancelled(exit_code: Option<i32>) -> Self {
+        let signal = match exit_code {
+            Some(143) => Some("SIGTERM".to_owned()),
+            Some(137) => Some("SIGKILL".to_owned()),
+            _ => None,
+        };
+        Self {
+            exit_code: None,
+            signal,
+            timed_out: false,
+            cancelled: true,
+        }
+    }
+
+    /// What the journal records.
+    pub fn journal_status(&self) -> ExecutionStatus {
+        if self.timed_out {
+            ExecutionStatus::TimedOut
+        } else if self.cancelled {
+            ExecutionStatus::Cancelled
+        } else {
+            ExecutionStatus::Completed
+        }
+    }
+
+    /// The result for the client; `retained` is empty when the output was streamed.
+    pub fn into_result(
+        self,
+        execution_id: String,
+        totals: (u64, u64),
+        retained: Retained,
+        duration_ms: u64,
+    ) -> ExecResult {
+        ExecResult {
+            execution_id,
+            exit_code: self.exit_code,
+            signal: self.signal,
+            timed_out: self.timed_out,
+            cancelled: self.cancelled,
+            stdout: retained.stdout,
+            stderr: retained.stderr,
+            duration_ms,
+            stdout_bytes: totals.0,
+            stderr_bytes: totals.1,
+            truncated: retained.truncated,
+            signature: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn killed_commands_have_no_exit_code() {
+        let timed_out = Conclusion::timed_out(KillOutcome::Killed);
+        assert_eq!(timed_out.exit_code, None);
+        assert_eq!(timed_out.signal.as_deref(), Some("SIGKILL"));
+        assert_eq!(timed_out.journal_status(), ExecutionStatus::TimedOut);
+        let cancelled = Conclusion::cancelled(Some(143));
+        assert_eq!(cancelled.exit_code, None);
+        assert_eq!(cancelled.signal.as_deref(), Some("SIGTERM"));
+        assert_eq!(cancelled.journal_status(), ExecutionStatus::Cancelled);
+        assert_eq!(
+            Conclusion::exited(3).journal_status(),
+            ExecutionStatus::Completed
+        );
+    }
+
+    #[test]
+    fn results_carry_totals_and_the_kept_output() {
+        let result = Conclusion::exited(0).into_result(
+            "e1".into(),
+            (10, 2),
+            Retained {
+                stdout: "0123".into(),
+                stderr: "e".into(),
+                truncated: true,
+            },
+            42,
+        );
+        assert_eq!(result.exit_code, Some(0));
+        assert_eq!((result.stdout_bytes, result.stderr_bytes), (10, 2));
+        assert!(result.truncated);
+        assert_eq!(result.stdout, "0123");
+        assert_eq!(result.duration_ms, 42);
+    }
+}

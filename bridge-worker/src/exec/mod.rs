@@ -1,0 +1,10 @@
+//! Running one command: validating the request, following its output, and concluding it. The
+//! wasm glue only moves bytes between the container's stream and the client.
+
+mod conclusion;
+mod output;
+mod plan;
+
+pub use conclusion::Conclusion;
+pub use output::{Chunk, Ending, OutputStream, OutputTracker, Retained, Step};
+pub use plan::{DEFAULT_TIMEOUT_MS, EXEC_CHANNEL_VAR, ExecPlan, MAX_TIMEOUT_MS, execution_id};

@@ -1,0 +1,246 @@
+//! Validating an exec request before anything runs.
+
+use crate::api::{ExecRequest, SessionMode, SessionStrategy};
+use crate::error::BridgeError;
+use crate::remote_path::RemotePath;
+
+/// Env var with which Paperclip marks its control-plane commands.
+pub const EXEC_CHANNEL_VAR: &str = "PAPERCLIP_SANDBOX_EXEC_CHANNEL";
+/// Default command timeout when the request names none.
+pub const DEFAULT_TIMEOUT_MS: u64 = 300_000;
+/// Longest command timeout accepted (a day).
+pub const MAX_TIMEOUT_MS: u64 = 86_400_000;
+
+/// A validated execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecPlan {
+    /// The lease.
+    pub lease_id: String,
+    /// The execution id (client's or generated).
+    pub execution_id: String,
+    /// `command` followed by `args`.
+    pub argv: Vec<String>,
+    /// Working directory, when the request names one.
+    pub cwd: Option<RemotePath>,
+    /// Environment with validated keys, the channel marker removed.
+    pub env: Vec<(String, String)>,
+    /// Text for stdin.
+    pub stdin: Option<String>,
+    /// The bridge's deadline.
+    pub timeout_ms: u64,
+    /// The session, after the channel marker is taken into account.
+    pub session: SessionMode,
+    /// Source the login profiles first.
+    pub login_shell: bool,
+}
+
+impl ExecPlan {
+    /// Validates `request`; `generated_id` is used when the request carries no execution id.
+    /// An invalid env key is a 422 and nothing runs.
+    pub fn from_request(request: ExecRequest, generated_id: String) -> Result<Self, BridgeError> {
+        if request.provider_lease_id.is_empty() {
+            return Err(BridgeError::InvalidRequest(
+                "providerLeaseId is required".into(),
+            ));
+        }
+        let execution_id = match request.execution_id {
+            Some(id) => execution_id(&id)?,
+            None => generated_id,
+        };
+        if request.command.is_empty() {
+            return Err(BridgeError::InvalidRequest(
+                "command must not be empty".into(),
+            ));
+        }
+        let argv: Vec<String> = std::iter::once(request.command)
+            .chain(request.args)
+            .collect();
+        if let Some(index) = argv.iter().position(|word| word.contains('\0')) {
+            return Err(BridgeError::InvalidRequest(format!(
+                "argv[{index}] contains a NUL character, which no process can receive"
+            )));
+        }
+        let mut session = request.session;
+        let mut env = Vec::with_capacity(request.env.len());
+        for (key, value) in request.env {
+            if !is_env_key(&key) {
+                return Err(BridgeError::InvalidEnvKey(key));
+            }
+            if key == EXEC_CHANNEL_VAR && value == "bridge" {
+                session = SessionMode::Bridge;
+                continue;
+            }
+            if value.contains('\0') {
+                return Err(BridgeError::InvalidRequest(format!(
+                    "the value of {key} contains a NUL character"
+                )));
+            }
+            env.push((key, value));
+        }
+        let timeout_ms = request.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+        if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
+            return Err(BridgeError::InvalidRequest(format!(
+                "timeoutMs must be between 1 and {MAX_TIMEOUT_MS} milliseconds, got {timeout_ms}"
+            )));
+        }
+        Ok(Self {
+            lease_id: request.provider_lease_id,
+            execution_id,
+            argv,
+            cwd: request
+                .cwd
+                .map(|cwd| RemotePath::parse("cwd", &cwd))
+                .transpose()?,
+            env,
+            stdin: request.stdin,
+            timeout_ms,
+            session,
+            login_shell: request.login_shell.unwrap_or(true),
+        })
+    }
+
+    /// The `flock` name serialising this command, or `None` when it runs at once.
+    pub fn session_lock(&self, session_id: &str, strategy: SessionStrategy) -> Option<String> {
+        match (self.session, strategy) {
+            (SessionMode::None, _) => None,
+            (SessionMode::Bridge, _) => Some(format!("{session_id}-bridge")),
+            (SessionMode::Default, _) | (SessionMode::Named, SessionStrategy::Default) => {
+                Some("default".to_owned())
+            }
+            (SessionMode::Named, SessionStrategy::Named) => Some(session_id.to_owned()),
+        }
+    }
+}
+
+/// `^[A-Za-z_][A-Za-z0-9_]*$`.
+pub fn is_env_key(key: &str) -> bool {
+    let mut bytes = key.bytes();
+    bytes
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == b'_')
+        && bytes.all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
+}
+
+/// 1–64 of `A–Z a–z 0–9 _ -`: safe as a file name and in a URL path.
+pub fn execution_id(id: &str) -> Result<String, BridgeError> {
+    let valid = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-');
+    if valid {
+        Ok(id.to_owned())
+    } else {
+        Err(BridgeError::InvalidRequest(format!(
+            "executionId must be 1–64 characters of A–Z a–z 0–9 _ -, got {id:?}"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn request() -> ExecRequest {
+        ExecRequest {
+            provider_lease_id: "pc-lease".into(),
+            command: "echo".into(),
+            args: vec!["a b".into()],
+            ..ExecRequest::default()
+        }
+    }
+
+    #[test]
+    fn builds_the_argv_and_fills_defaults() {
+        let plan = ExecPlan::from_request(request(), "gen".into()).expect("valid");
+        assert_eq!(plan.argv, ["echo", "a b"]);
+        assert_eq!(plan.execution_id, "gen");
+        assert_eq!(plan.timeout_ms, DEFAULT_TIMEOUT_MS);
+        assert_eq!(plan.session, SessionMode::Named);
+        assert_eq!(plan.cwd, None);
+    }
+
+    #[test]
+    fn invalid_env_keys_are_422() {
+        for key in ["1ABC", "A-B", "", "A B", "É"] {
+            let request = ExecRequest {
+                env: BTreeMap::from([(key.to_owned(), "v".to_owned())]),
+                ..request()
+            };
+            let error = ExecPlan::from_request(request, "gen".into()).expect_err(key);
+            assert_eq!(error.status(), 422, "{key}");
+        }
+        assert!(is_env_key("_PATH_2"));
+    }
+
+    #[test]
+    fn the_channel_marker_selects_the_bridge_session_and_is_stripped() {
+        let request = ExecRequest {
+            env: BTreeMap::from([
+                (EXEC_CHANNEL_VAR.to_owned(), "bridge".to_owned()),
+                ("KEEP".to_owned(), "1".to_owned()),
+            ]),
+            session: SessionMode::None,
+            ..request()
+        };
+        let plan = ExecPlan::from_request(request, "gen".into()).expect("valid");
+        assert_eq!(plan.session, SessionMode::Bridge);
+        assert_eq!(plan.env, [("KEEP".to_owned(), "1".to_owned())]);
+        assert_eq!(
+            plan.session_lock("paperclip", SessionStrategy::Named)
+                .as_deref(),
+            Some("paperclip-bridge")
+        );
+    }
+
+    #[test]
+    fn session_locks() {
+        let mut plan = ExecPlan::from_request(request(), "gen".into()).expect("valid");
+        assert_eq!(
+            plan.session_lock("s", SessionStrategy::Named).as_deref(),
+            Some("s")
+        );
+        assert_eq!(
+            plan.session_lock("s", SessionStrategy::Default).as_deref(),
+            Some("default")
+        );
+        plan.session = SessionMode::None;
+        assert_eq!(plan.session_lock("s", SessionStrategy::Named), None);
+    }
+
+    #[test]
+    fn rejects_what_cannot_run() {
+        let cases = [
+            ExecRequest {
+                command: String::new(),
+                ..request()
+            },
+            ExecRequest {
+                provider_lease_id: String::new(),
+                ..request()
+            },
+            ExecRequest {
+                args: vec!["a\0b".into()],
+                ..request()
+            },
+            ExecRequest {
+                execution_id: Some("../x".into()),
+                ..request()
+            },
+            ExecRequest {
+                cwd: Some("relative".into()),
+                ..request()
+            },
+            ExecRequest {
+                timeout_ms: Some(0),
+                ..request()
+            },
+        ];
+        for request in cases {
+            let error = ExecPlan::from_request(request.clone(), "gen".into()).expect_err("invalid");
+            assert_eq!(error.status(), 400, "{request:?}: {error}");
+        }
+    }
+}

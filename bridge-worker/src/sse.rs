@@ -1,0 +1,181 @@
+//! Server-sent events: an incremental decoder (for the container's stream and for clients of the
+//! bridge's stream) and the encoder of the bridge's own events.
+
+/// One dispatched event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SseEvent {
+    /// The `event:` field, if any.
+    pub event: Option<String>,
+    /// The last `id:` field, if any.
+    pub id: Option<String>,
+    /// The `data:` lines joined by `\n`.
+    pub data: String,
+}
+
+/// What a stream carries: events, and comments (heartbeats).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SseItem {
+    /// A complete event.
+    Event(SseEvent),
+    /// A `:` comment line, without the colon.
+    Comment(String),
+}
+
+/// Decodes an event stream fed in arbitrary byte chunks (a line or a UTF-8 sequence may be split
+/// anywhere). Lines end with `\n`, `\r\n` or `\r`.
+#[derive(Debug, Default)]
+pub struct SseDecoder {
+    line: Vec<u8>,
+    after_cr: bool,
+    pending: SseEvent,
+    has_data: bool,
+}
+
+impl SseDecoder {
+    /// A decoder at the start of a stream.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds bytes; returns every item completed by them.
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<SseItem> {
+        let mut items = Vec::new();
+        for &byte in bytes {
+            if self.after_cr {
+                self.after_cr = false;
+                if byte == b'\n' {
+                    continue;
+                }
+            }
+            match byte {
+                b'\n' => self.end_line(&mut items),
+                b'\r' => {
+                    self.after_cr = true;
+                    self.end_line(&mut items);
+                }
+                _ => self.line.push(byte),
+            }
+        }
+        items
+    }
+
+    /// Whether the stream stopped in the middle of an event (bytes not yet dispatched).
+    pub fn has_partial_event(&self) -> bool {
+        !self.line.is_empty() || self.has_data || self.pending.event.is_some()
+    }
+
+    fn end_line(&mut self, items: &mut Vec<SseItem>) {
+        let line = String::from_utf8_lossy(&self.line).into_owned();
+        self.line.clear();
+        if line.is_empty() {
+            if self.has_data {
+                items.push(SseItem::Event(std::mem::take(&mut self.pending)));
+            }
+            self.pending = SseEvent::default();
+            self.has_data = false;
+            return;
+        }
+        if let Some(comment) = line.strip_prefix(':') {
+            items.push(SseItem::Comment(comment.trim_start().to_owned()));
+            return;
+        }
+        let (field, value) = line.split_once(':').unwrap_or((&line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "event" => self.pending.event = Some(value.to_owned()),
+            "id" => self.pending.id = Some(value.to_owned()),
+            "data" => {
+                if self.has_data {
+                    self.pending.data.push('\n');
+                }
+                self.pending.data.push_str(value);
+                self.has_data = true;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Encodes an event; `data` may contain newlines (each line becomes a `data:` line).
+pub fn encode_event(event: &str, id: Option<u64>, data: &str) -> String {
+    let mut encoded = format!("event: {event}\n");
+    if let Some(id) = id {
+        encoded.push_str(&format!("id: {id}\n"));
+    }
+    for line in data.split('\n') {
+        encoded.push_str("data: ");
+        encoded.push_str(line);
+        encoded.push('\n');
+    }
+    encoded.push('\n');
+    encoded
+}
+
+/// Encodes a comment line, used as a heartbeat while a command is silent.
+pub fn encode_comment(text: &str) -> String {
+    format!(": {text}\n\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(name: Option<&str>, id: Option<&str>, data: &str) -> SseItem {
+        SseItem::Event(SseEvent {
+            event: name.map(str::to_owned),
+            id: id.map(str::to_owned),
+            data: data.to_owned(),
+        })
+    }
+
+    #[test]
+    fn decodes_whatever_the_chunking() {
+        let stream = "event: stdout\nid: 1\ndata: {\"data\":\"é\"}\n\n: keepalive\n\r\ndata: a\r\ndata: b\r\rdata:c\n\n";
+        let expected = vec![
+            event(Some("stdout"), Some("1"), "{\"data\":\"é\"}"),
+            SseItem::Comment("keepalive".into()),
+            event(None, None, "a\nb"),
+            event(None, None, "c"),
+        ];
+        let bytes = stream.as_bytes();
+        for chunk_size in 1..=bytes.len() {
+            let mut decoder = SseDecoder::new();
+            let items: Vec<SseItem> = bytes
+                .chunks(chunk_size)
+                .flat_map(|chunk| decoder.push(chunk))
+                .collect();
+            assert_eq!(items, expected, "chunk size {chunk_size}");
+            assert!(!decoder.has_partial_event());
+        }
+    }
+
+    #[test]
+    fn reports_a_stream_cut_mid_event() {
+        let mut decoder = SseDecoder::new();
+        assert!(decoder.push(b"data: {\"type\":\"stdout\"").is_empty());
+        assert!(decoder.has_partial_event());
+        let mut decoder = SseDecoder::new();
+        assert!(decoder.push(b"data: x\n").is_empty());
+        assert!(decoder.has_partial_event());
+    }
+
+    #[test]
+    fn encodes_events_the_decoder_reads_back() {
+        let encoded = encode_event("stdout", Some(7), "{\"data\":\"x\"}")
+            + &encode_comment("keepalive")
+            + &encode_event("note", None, "two\nlines");
+        assert_eq!(
+            encoded,
+            "event: stdout\nid: 7\ndata: {\"data\":\"x\"}\n\n: keepalive\n\nevent: note\ndata: two\ndata: lines\n\n"
+        );
+        let items = SseDecoder::new().push(encoded.as_bytes());
+        assert_eq!(
+            items,
+            vec![
+                event(Some("stdout"), Some("7"), "{\"data\":\"x\"}"),
+                SseItem::Comment("keepalive".into()),
+                event(Some("note"), None, "two\nlines"),
+            ]
+        );
+    }
+}

@@ -1,0 +1,256 @@
+//! Command execution end to end: byte-exact argv, env, stdin, timeouts, cancellation and
+//! concurrency, through the real Sandbox SDK into local-sandbox.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bridge_tests::client::ClientError;
+use bridge_worker::api::{CancelRequest, CancelResponse, ErrorCode, ExecResult, TerminationState};
+use bridge_worker::routes::Route;
+use common::leases::{acquire, command, release, run, shell};
+use common::{TestStack, processes_matching};
+use sha2::{Digest, Sha256};
+
+#[tokio::test]
+async fn argv_env_and_stdin_arrive_byte_exact() {
+    let stack = TestStack::start(|_| {});
+    let client = stack.client();
+    let lease = acquire(&client, "env-exact", "run-1")
+        .await
+        .provider_lease_id;
+
+    let tricky = [
+        "with space",
+        "quote's \"double\"",
+        "$(touch /tmp/injected)",
+        "`touch /tmp/injected`",
+        "line\nbreak\n",
+        "ünïcødé ✓ 日本",
+        "",
+        "*",
+        "-n",
+        "; rm -rf /",
+    ];
+    let mut argv = vec!["printf", "%s\\0"];
+    argv.extend(tricky);
+    let result = run(&client, &command(&lease, &argv)).await;
+    let expected: String = tricky.iter().map(|word| format!("{word}\0")).collect();
+    assert_eq!(result.exit_code, Some(0), "{}", result.stderr);
+    assert_eq!(result.stdout, expected);
+    let injected = run(&client, &shell(&lease, "test -e /tmp/injected; echo $?")).await;
+    assert_eq!(injected.stdout, "1\n", "nothing was evaluated by a shell");
+
+    let mut with_env = shell(&lease, "printf '%s|%s' \"$GREETING\" \"$EMPTY\"");
+    with_env.env = BTreeMap::from([
+        ("GREETING".to_owned(), "hello 'world' $(x)".to_owned()),
+        ("EMPTY".to_owned(), String::new()),
+    ]);
+    assert_eq!(run(&client, &with_env).await.stdout, "hello 'world' $(x)|");
+
+    let mut bad_env = shell(&lease, "touch /workspace/ran");
+    bad_env.env = BTreeMap::from([("NOT-VALID".to_owned(), "x".to_owned())]);
+    match client.post::<ExecResult>(Route::Exec, &bad_env).await {
+        Err(ClientError::Api { status, body }) => {
+            assert_eq!((status, body.error), (422, ErrorCode::InvalidEnvKey));
+            assert!(body.message.contains("NOT-VALID"), "{}", body.message);
+        }
+        other => panic!("expected 422, got {other:?}"),
+    }
+    let ran = run(&client, &shell(&lease, "test -e /workspace/ran; echo $?")).await;
+    assert_eq!(ran.stdout, "1\n", "nothing ran for an invalid env key");
+
+    let mut in_dir = command(&lease, &["pwd"]);
+    in_dir.cwd = Some("/tmp".into());
+    assert_eq!(run(&client, &in_dir).await.stdout, "/tmp\n");
+
+    let stdin: String = (0..5 * 1024 * 1024)
+        .map(|index| char::from(b'a' + (index % 26) as u8))
+        .collect::<String>()
+        + "\nfin ✓";
+    let mut hashed = command(&lease, &["sha256sum"]);
+    hashed.stdin = Some(stdin.clone());
+    hashed.execution_id = Some("stdin-5mib".into());
+    let result = run(&client, &hashed).await;
+    assert_eq!(result.exit_code, Some(0), "{}", result.stderr);
+    assert_eq!(
+        result.stdout,
+        format!("{}  -\n", hex::encode(Sha256::digest(stdin.as_bytes())))
+    );
+    let staged = run(
+        &client,
+        &shell(
+            &lease,
+            "test -e /tmp/.paperclip-bridge/exec/stdin-5mib; echo $?",
+        ),
+    )
+    .await;
+    assert_eq!(staged.stdout, "1\n", "the staged stdin is removed");
+    let no_stdin = run(&client, &command(&lease, &["wc", "-c"])).await;
+    assert_eq!(no_stdin.stdout.trim(), "0", "absent stdin is empty");
+    stack.stop_and_check_for_leaks();
+}
+
+#[tokio::test]
+async fn the_bridge_timeout_kills_the_whole_tree() {
+    let stack = TestStack::start(|_| {});
+    let client = stack.client();
+    let lease = acquire(&client, "env-timeout", "run-1")
+        .await
+        .provider_lease_id;
+    let mut request = shell(
+        &lease,
+        "echo before; sh -c 'trap \"\" TERM; exec sleep 607.1' & sleep 607.2",
+    );
+    request.timeout_ms = Some(2_000);
+    let started = Instant::now();
+    let result = run(&client, &request).await;
+    let elapsed = started.elapsed();
+    assert!(result.timed_out, "{result:?}");
+    assert_eq!(result.exit_code, None);
+    assert_eq!(
+        result.signal.as_deref(),
+        Some("SIGKILL"),
+        "a TERM-proof child needs KILL"
+    );
+    assert_eq!(
+        result.stdout, "before\n",
+        "output up to the timeout is kept"
+    );
+    assert!(elapsed < Duration::from_secs(8), "took {elapsed:?}");
+    assert!(elapsed >= Duration::from_secs(2), "took {elapsed:?}");
+    for needle in ["607.1", "607.2"] {
+        assert!(
+            processes_matching(needle).is_empty(),
+            "sleep {needle} survived"
+        );
+    }
+    stack.stop_and_check_for_leaks();
+}
+
+#[tokio::test]
+async fn cancel_and_release_stop_running_commands_before_answering() {
+    let stack = TestStack::start(|_| {});
+    let client = stack.client();
+    let lease = acquire(&client, "env-cancel", "run-1")
+        .await
+        .provider_lease_id;
+
+    let mut long = shell(
+        &lease,
+        "sh -c 'trap \"\" TERM; exec sleep 608.1' & sleep 608.2",
+    );
+    long.execution_id = Some("long-1".into());
+    let running = tokio::spawn({
+        let client = client.clone();
+        async move { client.post::<ExecResult>(Route::Exec, &long).await }
+    });
+    wait_for_process("608.2").await;
+    let cancelled: CancelResponse = client
+        .post(
+            Route::CancelExec("long-1".into()),
+            &CancelRequest {
+                provider_lease_id: lease.clone(),
+            },
+        )
+        .await
+        .expect("cancel");
+    assert!(cancelled.cancelled);
+    for needle in ["608.1", "608.2"] {
+        assert!(
+            processes_matching(needle).is_empty(),
+            "{needle} alive after the cancel answer"
+        );
+    }
+    let result = running.await.expect("task").expect("exec answers");
+    assert!(result.cancelled, "{result:?}");
+    assert_eq!(result.exit_code, None);
+    let again: CancelResponse = client
+        .post(
+            Route::CancelExec("long-1".into()),
+            &CancelRequest {
+                provider_lease_id: lease.clone(),
+            },
+        )
+        .await
+        .expect("cancel again");
+    assert!(!again.cancelled, "nothing left to cancel");
+
+    let busy = shell(&lease, "sleep 609.1");
+    let running = tokio::spawn({
+        let client = client.clone();
+        async move { client.post::<ExecResult>(Route::Exec, &busy).await }
+    });
+    wait_for_process("609.1").await;
+    let receipt = release(&client, &lease, true).await;
+    assert_eq!(receipt.state, TerminationState::Destroyed);
+    assert!(
+        processes_matching("609.1").is_empty(),
+        "alive after the receipt"
+    );
+    let outcome = running.await.expect("task");
+    assert!(
+        outcome
+            .as_ref()
+            .map_or(true, |result| result.exit_code.is_none()),
+        "a released command does not report success: {outcome:?}"
+    );
+    stack.stop_and_check_for_leaks();
+}
+
+#[tokio::test]
+async fn thirty_two_concurrent_commands_over_eight_leases_do_not_cross() {
+    let stack = TestStack::start(|_| {});
+    let client = stack.client();
+    let leases: Vec<String> = futures_util::future::join_all((0..8).map(|index| {
+        let client = &client;
+        async move { acquire(client, "env-many", &format!("run-{index}")).await }
+    }))
+    .await
+    .into_iter()
+    .map(|lease| lease.provider_lease_id)
+    .collect();
+    let runs = leases.iter().enumerate().flat_map(|(lease_index, lease)| {
+        (0..4).map(move |slot| (lease_index, slot, lease.clone()))
+    });
+    let results = futures_util::future::join_all(runs.map(|(lease_index, slot, lease)| {
+        let client = client.clone();
+        async move {
+            let token = format!("lease{lease_index}-slot{slot}");
+            let mut request = shell(
+                &lease,
+                "printf '%s' \"$TOKEN\" > \"mine-$TOKEN\"; sleep 0.2; cat \"mine-$TOKEN\"; echo; ls",
+            );
+            request.env = BTreeMap::from([("TOKEN".to_owned(), token.clone())]);
+            request.session = bridge_worker::api::SessionMode::None;
+            (lease_index, token, run(&client, &request).await)
+        }
+    }))
+    .await;
+    assert_eq!(results.len(), 32);
+    for (lease_index, token, result) in results {
+        assert_eq!(result.exit_code, Some(0), "{token}: {}", result.stderr);
+        let mut lines = result.stdout.lines();
+        assert_eq!(lines.next(), Some(token.as_str()));
+        for file in lines {
+            assert!(
+                file.starts_with(&format!("mine-lease{lease_index}-")),
+                "{token} sees {file}: output crossed leases"
+            );
+        }
+    }
+    stack.stop_and_check_for_leaks();
+}
+
+/// Waits until a process with `needle` in its command line runs.
+async fn wait_for_process(needle: &str) {
+    let started = Instant::now();
+    while processes_matching(needle).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{needle} never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
