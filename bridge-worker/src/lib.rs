@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod exec;
+pub mod json_text;
 pub mod lease;
 pub mod probe;
 pub mod remote_path;

@@ -37,23 +37,32 @@ impl SseDecoder {
         Self::default()
     }
 
-    /// Feeds bytes; returns every item completed by them.
-    pub fn push(&mut self, bytes: &[u8]) -> Vec<SseItem> {
+    /// Feeds bytes; returns every item completed by them. Works on whole slices between line
+    /// ends, since output streams carry large events.
+    pub fn push(&mut self, mut bytes: &[u8]) -> Vec<SseItem> {
         let mut items = Vec::new();
-        for &byte in bytes {
+        while let Some(&first) = bytes.first() {
             if self.after_cr {
                 self.after_cr = false;
-                if byte == b'\n' {
+                if first == b'\n' {
+                    bytes = &bytes[1..];
                     continue;
                 }
             }
-            match byte {
-                b'\n' => self.end_line(&mut items),
-                b'\r' => {
-                    self.after_cr = true;
+            match bytes
+                .iter()
+                .position(|&byte| byte == b'\n' || byte == b'\r')
+            {
+                Some(end) => {
+                    self.line.extend_from_slice(&bytes[..end]);
+                    self.after_cr = bytes[end] == b'\r';
                     self.end_line(&mut items);
+                    bytes = &bytes[end + 1..];
                 }
-                _ => self.line.push(byte),
+                None => {
+                    self.line.extend_from_slice(bytes);
+                    break;
+                }
             }
         }
         items
@@ -65,8 +74,8 @@ impl SseDecoder {
     }
 
     fn end_line(&mut self, items: &mut Vec<SseItem>) {
-        let line = String::from_utf8_lossy(&self.line).into_owned();
-        self.line.clear();
+        let mut line = String::from_utf8(std::mem::take(&mut self.line))
+            .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned());
         if line.is_empty() {
             if self.has_data {
                 items.push(SseItem::Event(std::mem::take(&mut self.pending)));
@@ -79,17 +88,22 @@ impl SseDecoder {
             items.push(SseItem::Comment(comment.trim_start().to_owned()));
             return;
         }
-        let (field, value) = line.split_once(':').unwrap_or((&line, ""));
-        let value = value.strip_prefix(' ').unwrap_or(value);
-        match field {
-            "event" => self.pending.event = Some(value.to_owned()),
-            "id" => self.pending.id = Some(value.to_owned()),
-            "data" => {
-                if self.has_data {
-                    self.pending.data.push('\n');
-                }
-                self.pending.data.push_str(value);
+        let (field_len, value_start) = match line.find(':') {
+            Some(colon) if line[colon + 1..].starts_with(' ') => (colon, colon + 2),
+            Some(colon) => (colon, colon + 1),
+            None => (line.len(), line.len()),
+        };
+        match &line[..field_len] {
+            "event" => self.pending.event = Some(line[value_start..].to_owned()),
+            "id" => self.pending.id = Some(line[value_start..].to_owned()),
+            "data" if !self.has_data => {
+                line.replace_range(..value_start, "");
+                self.pending.data = line;
                 self.has_data = true;
+            }
+            "data" => {
+                self.pending.data.push('\n');
+                self.pending.data.push_str(&line[value_start..]);
             }
             _ => {}
         }

@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: everything needed to set up, build, run and test the project on a
 //! fresh machine, without Docker, a Cloudflare account or downloads outside the package registries.
 
+mod bench;
 mod build;
 mod command;
 mod setup;
@@ -18,6 +19,7 @@ commands:
   build   build the bridge Worker (bridge-worker/build/) with the pinned tools
   dev     start the local stack and keep it up until Ctrl-C; writes target/local-stack.env
   demo    set up, build, start the local stack and exercise the bridge end to end
+  bench   measure round-trip overhead, streaming throughput and memory, Worker size
   test    setup, then fmt, clippy (native + wasm32), unit and end-to-end tests, deploy dry run
   ci      the same as test (what .ci/run runs)";
 
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
         ["build"] => build::run(),
         ["dev"] => stack::dev(),
         ["demo"] => setup::run().and_then(|()| stack::demo()),
+        ["bench"] => setup::run().and_then(|()| bench::run()),
         ["test" | "ci"] => setup::run().and_then(|()| test::run()),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");

@@ -13,13 +13,13 @@ use worker::{ByteStream, Delay, Env, Headers, Response};
 
 use super::lease_object::{self, stop_execution};
 use super::sandbox_stub::Sandbox;
-use crate::api::{ExecRequest, ExecResult, ExecutionStatus, OutputChunk, StreamFailure};
+use crate::api::{ExecRequest, ExecResult, ExecutionStatus, StreamFailure};
 use crate::auth::{Authenticated, StreamOutcome};
 use crate::error::BridgeError;
 use crate::exec::{Chunk, Conclusion, Ending, ExecPlan, OutputTracker};
 use crate::lease::protocol::{ExecutionEnded, ExecutionTicket, LeaseCommand};
 use crate::sandbox::{ContainerEvent, SandboxError, SandboxId};
-use crate::script::{CommandScript, control_dir};
+use crate::script::{CommandScript, stdin_path};
 use crate::sse::{SseDecoder, SseItem, encode_comment, encode_event};
 
 /// Longest silence before a heartbeat comment.
@@ -54,12 +54,13 @@ impl Sink {
         }
     }
 
+    /// Forwards a chunk as `{"data": …}` (the shape of [`crate::api::OutputChunk`]), splicing
+    /// in the still-encoded text instead of decoding and re-encoding it.
     async fn chunk(&mut self, chunk: Chunk) {
         if matches!(self, Self::Collect) {
             return;
         }
-        let payload = serde_json::to_string(&OutputChunk { data: chunk.data })
-            .unwrap_or_else(|_| String::from("{\"data\":\"\"}"));
+        let payload = format!("{{\"data\":{}}}", chunk.data.as_json());
         self.send(encode_event(
             chunk.stream.event_name(),
             Some(chunk.id),
@@ -174,11 +175,10 @@ async fn start(env: &Env, request: ExecRequest) -> Result<Running, BridgeError> 
             started_ms,
         }),
         Err(error) => {
-            if plan.stdin.is_some() {
-                let stdin = format!("{}/stdin", control_dir(&plan.execution_id));
-                if let Err(cleanup) = sandbox.delete_file(&stdin).await {
-                    worker::console_error!("removing staged stdin: {cleanup}");
-                }
+            if plan.stdin.is_some()
+                && let Err(cleanup) = sandbox.delete_file(&stdin_path(&plan.execution_id)).await
+            {
+                worker::console_error!("removing staged stdin: {cleanup}");
             }
             journal_end(env, &plan, ExecutionStatus::Failed, None, false).await?;
             Err(error.into())
@@ -192,8 +192,9 @@ async fn launch(
     ticket: &ExecutionTicket,
 ) -> Result<ByteStream, SandboxError> {
     if let Some(stdin) = &plan.stdin {
-        let path = format!("{}/stdin", control_dir(&plan.execution_id));
-        sandbox.write_file(&path, stdin).await?;
+        sandbox
+            .write_file(&stdin_path(&plan.execution_id), stdin)
+            .await?;
     }
     let script = CommandScript {
         execution_id: &plan.execution_id,

@@ -2,6 +2,8 @@
 //! under one lock, so lifecycle operations on a lease never interleave (two concurrent acquires of
 //! a reusable lease get one sandbox), and an alarm reaps sandboxes whose lease was abandoned.
 
+use std::cell::Cell;
+
 use futures_util::lock::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -71,6 +73,9 @@ pub struct LeaseObject {
     state: State,
     env: Env,
     serial: Mutex<()>,
+    /// When the alarm is known to be set for (in this instance's lifetime); an earlier alarm
+    /// re-arms itself, so a later deadline needs no storage write.
+    armed_at: Cell<Option<u64>>,
 }
 
 impl DurableObject for LeaseObject {
@@ -79,6 +84,7 @@ impl DurableObject for LeaseObject {
             state,
             env,
             serial: Mutex::new(()),
+            armed_at: Cell::new(None),
         }
     }
 
@@ -99,6 +105,7 @@ impl DurableObject for LeaseObject {
 
     async fn alarm(&self) -> worker::Result<Response> {
         let _serial = self.serial.lock().await;
+        self.armed_at.set(None);
         if let Err(error) = self.reap().await {
             worker::console_error!("lease reaper: {error}");
         }
@@ -414,7 +421,7 @@ impl LeaseObject {
             .ok_or_else(|| BridgeError::LeaseNotFound(lease_id.to_owned()))
     }
 
-    /// Persists the record and re-arms the reaper for its idle deadline.
+    /// Persists the record and makes sure the reaper wakes up by its idle deadline.
     async fn save(&self, record: &LeaseRecord) -> Result<(), BridgeError> {
         self.state
             .storage()
@@ -427,14 +434,24 @@ impl LeaseObject {
         }
     }
 
-    /// Schedules the alarm at an absolute time (an `i64` would mean an offset to workers-rs).
+    /// Schedules the alarm at an absolute time (an `i64` would mean an offset to workers-rs),
+    /// unless it is already set for no later than that.
     async fn arm(&self, deadline_ms: u64) -> Result<(), BridgeError> {
+        if self
+            .armed_at
+            .get()
+            .is_some_and(|armed| armed <= deadline_ms)
+        {
+            return Ok(());
+        }
         let at = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(deadline_ms as f64));
         self.state
             .storage()
             .set_alarm(worker::ScheduledTime::new(at))
             .await
-            .map_err(|error| internal(&format!("arming the reaper: {error}")))
+            .map_err(|error| internal(&format!("arming the reaper: {error}")))?;
+        self.armed_at.set(Some(deadline_ms));
+        Ok(())
     }
 
     fn sandbox(&self, lease_id: &str) -> Result<Sandbox, BridgeError> {

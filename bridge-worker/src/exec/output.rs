@@ -1,6 +1,7 @@
 //! Following a command's output: sequence ids, byte totals, the bounded copy a JSON result keeps,
 //! and recognising the "sentinel missing" answer of the command script.
 
+use crate::json_text::JsonText;
 use crate::sandbox::ContainerEvent;
 use crate::script::{LOST_EXIT_CODE, LOST_MARKER};
 
@@ -30,8 +31,8 @@ pub struct Chunk {
     pub stream: OutputStream,
     /// Sequence number (1, 2, …) across both streams.
     pub id: u64,
-    /// Text.
-    pub data: String,
+    /// Text, still JSON-encoded (forwarded as it is).
+    pub data: JsonText,
 }
 
 /// How the container says the command ended.
@@ -73,7 +74,7 @@ pub struct OutputTracker {
     stderr_bytes: u64,
     retain_limit: Option<usize>,
     retained: Retained,
-    held: Option<String>,
+    held: Option<JsonText>,
     seen_output: bool,
 }
 
@@ -95,8 +96,12 @@ impl OutputTracker {
     pub fn on_event(&mut self, event: ContainerEvent) -> Step {
         let mut step = Step::default();
         match event {
-            ContainerEvent::Stdout { data } => self.output(OutputStream::Stdout, data, &mut step),
-            ContainerEvent::Stderr { data } => self.output(OutputStream::Stderr, data, &mut step),
+            ContainerEvent::Stdout { data: Some(data) } => {
+                self.output(OutputStream::Stdout, data, &mut step);
+            }
+            ContainerEvent::Stderr { data: Some(data) } => {
+                self.output(OutputStream::Stderr, data, &mut step);
+            }
             ContainerEvent::Complete { exit_code } => {
                 let held = self.held.take();
                 if exit_code == Some(LOST_EXIT_CODE) && held.is_some() {
@@ -118,7 +123,10 @@ impl OutputTracker {
                         .unwrap_or_else(|| "the command failed".to_owned()),
                 ));
             }
-            ContainerEvent::Start | ContainerEvent::Other => {}
+            ContainerEvent::Stdout { data: None }
+            | ContainerEvent::Stderr { data: None }
+            | ContainerEvent::Start
+            | ContainerEvent::Other => {}
         }
         step
     }
@@ -133,13 +141,13 @@ impl OutputTracker {
         self.retained
     }
 
-    fn output(&mut self, stream: OutputStream, data: String, step: &mut Step) {
+    fn output(&mut self, stream: OutputStream, data: JsonText, step: &mut Step) {
         if data.is_empty() {
             return;
         }
         let first = !self.seen_output;
         self.seen_output = true;
-        if first && stream == OutputStream::Stderr && data.starts_with(LOST_MARKER) {
+        if first && stream == OutputStream::Stderr && is_lost_marker(&data) {
             self.held = Some(data);
             return;
         }
@@ -149,23 +157,19 @@ impl OutputTracker {
         self.record(stream, data, step);
     }
 
-    fn record(&mut self, stream: OutputStream, data: String, step: &mut Step) {
-        let bytes = data.len() as u64;
+    fn record(&mut self, stream: OutputStream, data: JsonText, step: &mut Step) {
+        let bytes = data.decoded_len();
         let (total, kept) = match stream {
             OutputStream::Stdout => (&mut self.stdout_bytes, &mut self.retained.stdout),
             OutputStream::Stderr => (&mut self.stderr_bytes, &mut self.retained.stderr),
         };
-        *total += bytes;
+        *total += bytes as u64;
         if let Some(limit) = self.retain_limit {
             let room = limit.saturating_sub(kept.len());
-            if data.len() <= room {
-                kept.push_str(&data);
-            } else {
-                let mut end = room;
-                while !data.is_char_boundary(end) {
-                    end -= 1;
-                }
-                kept.push_str(&data[..end]);
+            if room > 0 {
+                kept.push_str(&data.decode_prefix(room));
+            }
+            if bytes > room {
                 self.retained.truncated = true;
             }
         }
@@ -178,16 +182,25 @@ impl OutputTracker {
     }
 }
 
+/// Whether a chunk is the command script's "sentinel missing" line (decoded only when short).
+fn is_lost_marker(data: &JsonText) -> bool {
+    data.decoded_len() <= LOST_MARKER.len() + 2 && data.decode().starts_with(LOST_MARKER)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn text(data: &str) -> Option<JsonText> {
+        Some(JsonText::from_text(data).expect("encodable"))
+    }
+
     fn stdout(data: &str) -> ContainerEvent {
-        ContainerEvent::Stdout { data: data.into() }
+        ContainerEvent::Stdout { data: text(data) }
     }
 
     fn stderr(data: &str) -> ContainerEvent {
-        ContainerEvent::Stderr { data: data.into() }
+        ContainerEvent::Stderr { data: text(data) }
     }
 
     #[test]
@@ -245,7 +258,7 @@ mod tests {
         tracker.on_event(stderr(LOST_MARKER));
         let next = tracker.on_event(stdout("more"));
         assert_eq!(next.chunks.len(), 2, "the held chunk is released first");
-        assert_eq!(next.chunks[0].data, LOST_MARKER);
+        assert_eq!(next.chunks[0].data.decode(), LOST_MARKER);
 
         let mut tracker = OutputTracker::new(Some(1_000));
         tracker.on_event(stderr(LOST_MARKER));

@@ -2,49 +2,71 @@
 
 use serde::Deserialize;
 
+use crate::json_text::JsonText;
+
 /// One `data:` payload of the container's stream.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContainerEvent {
     /// The command started.
     Start,
-    /// Output on stdout.
+    /// Output on stdout (UTF-8 text, still JSON-encoded).
     Stdout {
-        /// UTF-8 text.
-        #[serde(default)]
-        data: String,
+        /// The text; absent counts as empty.
+        data: Option<JsonText>,
     },
-    /// Output on stderr.
+    /// Output on stderr (UTF-8 text, still JSON-encoded).
     Stderr {
-        /// UTF-8 text.
-        #[serde(default)]
-        data: String,
+        /// The text; absent counts as empty.
+        data: Option<JsonText>,
     },
     /// The command ended.
-    #[serde(rename_all = "camelCase")]
     Complete {
         /// Its exit code; absent means the container could not tell.
-        #[serde(default)]
         exit_code: Option<i32>,
     },
     /// The container gave up on the command.
     Error {
         /// What went wrong.
-        #[serde(default)]
         error: Option<String>,
         /// Older containers put the message here.
-        #[serde(default)]
         data: Option<String>,
     },
     /// An event type this bridge does not use.
-    #[serde(other)]
     Other,
+}
+
+/// The flat shape of every event. A flat struct (rather than an internally tagged enum) lets the
+/// output text stay a borrowed-then-kept raw JSON literal instead of being decoded.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    data: Option<JsonText>,
+    #[serde(default)]
+    exit_code: Option<i32>,
+    #[serde(default)]
+    error: Option<String>,
 }
 
 impl ContainerEvent {
     /// Parses one `data:` payload.
     pub fn parse(data: &str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(data)
+        let wire: WireEvent = serde_json::from_str(data)?;
+        Ok(match wire.kind.as_str() {
+            "start" => Self::Start,
+            "stdout" => Self::Stdout { data: wire.data },
+            "stderr" => Self::Stderr { data: wire.data },
+            "complete" => Self::Complete {
+                exit_code: wire.exit_code,
+            },
+            "error" => Self::Error {
+                error: wire.error,
+                data: wire.data.map(|text| text.decode()),
+            },
+            _ => Self::Other,
+        })
     }
 }
 
@@ -62,7 +84,7 @@ mod tests {
             (
                 r#"{"type":"stdout","data":"hi\n","timestamp":"t"}"#,
                 ContainerEvent::Stdout {
-                    data: "hi\n".into(),
+                    data: Some(JsonText::from_text("hi\n").expect("encodable")),
                 },
             ),
             (

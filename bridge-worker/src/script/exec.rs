@@ -6,7 +6,7 @@
 //! serialised with `flock`, and the lease sentinel is checked first, so a sandbox that lost its
 //! state is reported instead of running the command somewhere unexpected.
 
-use super::{BRIDGE_DIR, SENTINEL_PATH, control_dir, quote};
+use super::{LOCK_DIR, SENTINEL_PATH, execution_prefix, quote};
 
 /// Exit code of the script when the sandbox lacks the lease sentinel; the command did not run.
 pub const LOST_EXIT_CODE: i32 = 86;
@@ -29,17 +29,18 @@ pub struct CommandScript<'a> {
     pub env: &'a [(String, String)],
     /// The argv, `command` first.
     pub argv: &'a [String],
-    /// Whether stdin was staged as `<control dir>/stdin`.
+    /// Whether stdin was staged at [`super::stdin_path`].
     pub staged_stdin: bool,
     /// Source `/etc/profile` and `~/.profile` first (quietly), for the PATH images expect.
     pub login_shell: bool,
 }
 
 impl CommandScript<'_> {
-    /// Renders the script for a sessionless exec.
+    /// Renders the script for a sessionless exec. Only `setsid` and the final `rm` cost a
+    /// process besides the command itself; everything else is shell builtins.
     pub fn render(&self) -> String {
         let mut inner =
-            String::from("echo \"$$\" > \"$1/pgid\"\n[ -e \"$1/cancel\" ] && exit 143\n");
+            String::from("echo \"$$\" > \"$1.pgid\"\n[ -e \"$1.cancel\" ] && exit 143\n");
         if self.login_shell {
             inner.push_str(
                 "for p in /etc/profile \"$HOME/.profile\"; do [ -r \"$p\" ] && . \"$p\"; done \
@@ -56,29 +57,25 @@ impl CommandScript<'_> {
             inner.push_str(&quote(word));
         }
         inner.push_str(if self.staged_stdin {
-            " < \"$1/stdin\""
+            " < \"$1.stdin\""
         } else {
             " < /dev/null"
         });
         let lock = self.session_lock.map_or_else(String::new, |name| {
-            format!(
-                "flock {} ",
-                quote(&format!("{BRIDGE_DIR}/locks/{name}.lock"))
-            )
+            format!("flock {} ", quote(&format!("{LOCK_DIR}/{name}.lock")))
         });
         format!(
-            "c={control}\n\
-             [ \"$(cat {sentinel_path} 2>/dev/null)\" = {sentinel} ] || {{ printf '%s\\n' {marker} >&2; exit {LOST_EXIT_CODE}; }}\n\
-             mkdir -p \"$c\" {locks} || exit 1\n\
+            "c={prefix}\n\
+             s=; read -r s 2>/dev/null < {sentinel_path}\n\
+             [ \"$s\" = {sentinel} ] || {{ printf '%s\\n' {marker} >&2; exit {LOST_EXIT_CODE}; }}\n\
              {lock}setsid -w sh -c {inner} paperclip-exec \"$c\"\n\
              r=$?\n\
-             rm -rf -- \"$c\"\n\
+             rm -f -- \"$c.pgid\" \"$c.stdin\" \"$c.cancel\"\n\
              exit \"$r\"",
-            control = quote(&control_dir(self.execution_id)),
+            prefix = quote(&execution_prefix(self.execution_id)),
             sentinel_path = quote(SENTINEL_PATH),
             sentinel = quote(self.sentinel),
             marker = quote(LOST_MARKER),
-            locks = quote(&format!("{BRIDGE_DIR}/locks")),
             inner = quote(&inner),
         )
     }
@@ -122,9 +119,9 @@ impl KillOutcome {
 /// what is left, and returns only once no process of the group is alive (zombies do not count).
 pub fn kill_script(execution_id: &str, grace_ms: u64) -> String {
     format!(
-        "c={control}\n\
-         mkdir -p \"$c\" && : > \"$c/cancel\" || exit 3\n\
-         p=$(cat \"$c/pgid\" 2>/dev/null)\n\
+        "c={prefix}\n\
+         : > \"$c.cancel\" || exit 3\n\
+         p=; read -r p 2>/dev/null < \"$c.pgid\"\n\
          [ -n \"$p\" ] || exit 0\n\
          alive() {{ for s in /proc/[0-9]*/stat; do read -r l < \"$s\" 2>/dev/null || continue; \
          set -- ${{l##*\") \"}}; [ \"$3\" = \"$p\" ] && [ \"$1\" != Z ] && return 0; done; return 1; }}\n\
@@ -135,7 +132,7 @@ pub fn kill_script(execution_id: &str, grace_ms: u64) -> String {
          kill -KILL -- \"-$p\" 2>/dev/null\n\
          i=0; while alive; do [ \"$i\" -ge 50 ] && exit 12; sleep 0.1; i=$((i+1)); done\n\
          exit 11",
-        control = quote(&control_dir(execution_id)),
+        prefix = quote(&execution_prefix(execution_id)),
         ticks = grace_ms.div_ceil(100),
     )
 }

@@ -1,13 +1,15 @@
 //! Scripts of the lease lifecycle.
 
-use super::{BRIDGE_DIR, SENTINEL_PATH, quote};
+use super::{EXEC_DIR, LOCK_DIR, SENTINEL_PATH, quote};
 
-/// Creates the remote working directory and writes the lease sentinel (atomically).
+/// Creates the remote working directory and the bridge's directories, and writes the lease
+/// sentinel (atomically).
 pub fn prepare_script(remote_cwd: &str, sentinel: &str) -> String {
     format!(
-        "set -e; mkdir -p -- {cwd} {dir}; printf '%s' {sentinel} > {tmp}; mv -f -- {tmp} {path}",
+        "set -e; mkdir -p -- {cwd} {exec} {locks}; printf '%s' {sentinel} > {tmp}; mv -f -- {tmp} {path}",
         cwd = quote(remote_cwd),
-        dir = quote(BRIDGE_DIR),
+        exec = quote(EXEC_DIR),
+        locks = quote(LOCK_DIR),
         sentinel = quote(sentinel),
         tmp = quote(&format!("{SENTINEL_PATH}.tmp")),
         path = quote(SENTINEL_PATH),
@@ -31,7 +33,9 @@ mod tests {
     fn scripts_quote_their_values() {
         let script = prepare_script("/workspace/a b", "tok'en");
         assert!(
-            script.contains("mkdir -p -- '/workspace/a b' '/tmp/.paperclip-bridge'"),
+            script.contains(
+                "mkdir -p -- '/workspace/a b' '/tmp/.paperclip-bridge/exec' '/tmp/.paperclip-bridge/locks'"
+            ),
             "{script}"
         );
         assert!(script.contains(r"printf '%s' 'tok'\''en'"), "{script}");

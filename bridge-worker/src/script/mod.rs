@@ -13,10 +13,20 @@ pub use lease::{prepare_script, sentinel_check_script};
 pub const BRIDGE_DIR: &str = "/tmp/.paperclip-bridge";
 /// File holding the lease sentinel.
 pub const SENTINEL_PATH: &str = "/tmp/.paperclip-bridge/lease";
+/// Per-execution files: `<id>.pgid` (process group), `<id>.stdin`, `<id>.cancel`. Flat files in
+/// a directory made at acquire, so running a command costs no `mkdir`.
+pub const EXEC_DIR: &str = "/tmp/.paperclip-bridge/exec";
+/// `flock` files of the sessions.
+pub const LOCK_DIR: &str = "/tmp/.paperclip-bridge/locks";
 
-/// Control directory of one execution: its process group id, staged stdin, cancel marker.
-pub fn control_dir(execution_id: &str) -> String {
-    format!("{BRIDGE_DIR}/exec/{execution_id}")
+/// Path prefix of one execution's files.
+fn execution_prefix(execution_id: &str) -> String {
+    format!("{EXEC_DIR}/{execution_id}")
+}
+
+/// Where an execution's stdin is staged before it starts.
+pub fn stdin_path(execution_id: &str) -> String {
+    format!("{}.stdin", execution_prefix(execution_id))
 }
 
 /// Quotes `text` as one `sh` word: wrapped in single quotes, each `'` written as `'\''`.

@@ -139,6 +139,11 @@ impl LocalStack {
         &self.keys
     }
 
+    /// Process group of the bridge (`wrangler dev` and workerd), for measurements.
+    pub fn bridge_process_group(&self) -> u32 {
+        self.bridge.process_group()
+    }
+
     /// The `local-sandbox` server.
     pub fn local_sandbox(&self) -> &LocalSandboxServer {
         &self.local_sandbox

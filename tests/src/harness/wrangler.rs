@@ -97,6 +97,11 @@ impl WranglerDev {
         format!("http://{}", self.addr)
     }
 
+    /// Process group of wrangler and its workerd processes (for measurements).
+    pub fn process_group(&self) -> u32 {
+        self.group.pid()
+    }
+
     /// Everything wrangler and the Worker printed so far.
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log_path).unwrap_or_default()

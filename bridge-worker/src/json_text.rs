@@ -1,0 +1,167 @@
+//! Output text kept as a JSON string literal, so the bridge can forward a command's output from the
+//! container's events to its own without decoding and re-encoding every byte.
+
+use std::fmt;
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
+
+/// A JSON string literal (quotes included), valid JSON by construction.
+#[derive(Clone)]
+pub struct JsonText(Box<RawValue>);
+
+impl PartialEq for JsonText {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_json() == other.as_json()
+    }
+}
+
+impl Eq for JsonText {}
+
+impl JsonText {
+    /// Encodes `text`.
+    pub fn from_text(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(text).map(Self)
+    }
+
+    /// The literal, quotes included.
+    pub fn as_json(&self) -> &str {
+        self.0.get()
+    }
+
+    /// Whether it encodes the empty string.
+    pub fn is_empty(&self) -> bool {
+        self.as_json() == "\"\""
+    }
+
+    /// The decoded text.
+    pub fn decode(&self) -> String {
+        serde_json::from_str(self.as_json()).unwrap_or_default()
+    }
+
+    /// Length in bytes of the decoded UTF-8 text, computed from the escapes without decoding.
+    pub fn decoded_len(&self) -> usize {
+        let literal = self.as_json().as_bytes();
+        let body = &literal[1..literal.len().saturating_sub(1).max(1)];
+        let mut length = 0;
+        let mut index = 0;
+        while index < body.len() {
+            if body[index] != b'\\' {
+                length += 1;
+                index += 1;
+                continue;
+            }
+            match body.get(index + 1) {
+                Some(b'u') => {
+                    let unit = hex_unit(body, index + 2);
+                    let low = (body.get(index + 6) == Some(&b'\\')
+                        && body.get(index + 7) == Some(&b'u'))
+                    .then(|| hex_unit(body, index + 8))
+                    .flatten();
+                    match (unit, low) {
+                        (Some(0xD800..=0xDBFF), Some(0xDC00..=0xDFFF)) => {
+                            length += 4;
+                            index += 12;
+                        }
+                        (Some(unit), _) => {
+                            length += char::from_u32(unit).map_or(3, char::len_utf8);
+                            index += 6;
+                        }
+                        (None, _) => {
+                            index += 2;
+                        }
+                    }
+                }
+                _ => {
+                    length += 1;
+                    index += 2;
+                }
+            }
+        }
+        length
+    }
+
+    /// The first `max_bytes` bytes of the decoded text, cut at a character boundary.
+    pub fn decode_prefix(&self, max_bytes: usize) -> String {
+        let mut text = self.decode();
+        if text.len() > max_bytes {
+            let mut end = max_bytes;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+        }
+        text
+    }
+}
+
+fn hex_unit(bytes: &[u8], start: usize) -> Option<u32> {
+    let digits = std::str::from_utf8(bytes.get(start..start + 4)?).ok()?;
+    u32::from_str_radix(digits, 16).ok()
+}
+
+impl fmt::Debug for JsonText {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_json())
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        if raw.get().starts_with('"') {
+            Ok(Self(raw))
+        } else {
+            Err(D::Error::custom("expected a JSON string"))
+        }
+    }
+}
+
+impl Serialize for JsonText {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoded_length_matches_real_decoding() {
+        for text in [
+            "",
+            "plain",
+            "line\nbreak\t\"quoted\" back\\slash",
+            "ünïcødé ✓ 日本 😀",
+            "\u{0}\u{1f}\u{7f}",
+            "</script>",
+        ] {
+            let encoded = JsonText::from_text(text).expect("encodable");
+            assert_eq!(encoded.decoded_len(), text.len(), "{text:?}");
+            assert_eq!(encoded.decode(), text);
+        }
+        let escaped: JsonText = serde_json::from_str(r#""\u00e9\ud83d\ude00\/x""#).expect("valid");
+        assert_eq!(escaped.decoded_len(), "é😀/x".len());
+        assert_eq!(escaped.decode(), "é😀/x");
+    }
+
+    #[test]
+    fn only_strings_are_accepted_and_they_stay_encoded() {
+        assert!(serde_json::from_str::<JsonText>("12").is_err());
+        let text: JsonText = serde_json::from_str(r#""a\nb""#).expect("valid");
+        assert_eq!(text.as_json(), r#""a\nb""#);
+        assert_eq!(
+            serde_json::to_string(&text).expect("serialises"),
+            r#""a\nb""#
+        );
+        assert!(JsonText::from_text("").expect("encodable").is_empty());
+        assert_eq!(
+            JsonText::from_text("aé✓")
+                .expect("encodable")
+                .decode_prefix(3),
+            "aé"
+        );
+    }
+}
