@@ -5,6 +5,7 @@
 //! In SSE mode chunks are forwarded as they arrive, with a heartbeat comment while the command is
 //! silent, and the stream always ends with one terminal event (`complete` or `error`).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures_channel::mpsc;
@@ -19,7 +20,7 @@ use crate::error::BridgeError;
 use crate::exec::{Chunk, Conclusion, Ending, ExecPlan, OutputTracker};
 use crate::lease::protocol::{ExecutionEnded, ExecutionTicket, LeaseCommand};
 use crate::sandbox::{ContainerEvent, SandboxError, SandboxId};
-use crate::script::{CommandScript, stdin_path};
+use crate::script::{CommandScript, EXECUTION_ENV_VAR, stdin_path};
 use crate::sse::{SseDecoder, SseItem, encode_comment, encode_event};
 
 /// Longest silence before a heartbeat comment.
@@ -212,7 +213,10 @@ async fn launch(
         login_shell: plan.login_shell,
     }
     .render();
-    Ok(ByteStream::from(sandbox.exec_stream(&script).await?))
+    let marker = BTreeMap::from([(EXECUTION_ENV_VAR.to_owned(), plan.execution_id.clone())]);
+    Ok(ByteStream::from(
+        sandbox.exec_stream(&script, marker).await?,
+    ))
 }
 
 /// Follows the command to its end and concludes it, exactly once.

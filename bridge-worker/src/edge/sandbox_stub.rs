@@ -3,6 +3,7 @@
 //! The SDK's `getSandbox()` fires `configure` without awaiting it; here every call is awaited, every
 //! option is a plain JS object, and every call runs under a deadline of the bridge's own.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -121,15 +122,21 @@ impl Sandbox {
             .map_err(|error| SandboxError::Protocol(format!("exec result: {error}")))
     }
 
-    /// Runs `command` sessionless and returns the container's event stream as it is produced.
+    /// Runs `command` sessionless with `env` added to its initial environment, and returns the
+    /// container's event stream as it is produced.
     pub async fn exec_stream(
         &self,
         command: &str,
+        env: BTreeMap<String, String>,
     ) -> Result<worker::web_sys::ReadableStream, SandboxError> {
+        let options = ExecOptions {
+            env: Some(env),
+            ..ExecOptions::default()
+        };
         let stream = call(self.stub.exec_stream_with_session_token(
             command,
             SESSIONLESS,
-            &to_js(&ExecOptions::default())?,
+            &to_js(&options)?,
         ))
         .await?;
         stream

@@ -6,15 +6,17 @@
 mod exec;
 mod lease;
 
-pub use exec::{CommandScript, KillOutcome, LOST_EXIT_CODE, LOST_MARKER, kill_script};
+pub use exec::{
+    CommandScript, EXECUTION_ENV_VAR, KillOutcome, LOST_EXIT_CODE, LOST_MARKER, kill_script,
+};
 pub use lease::{prepare_script, sentinel_check_script};
 
 /// The bridge's own directory inside every sandbox.
 pub const BRIDGE_DIR: &str = "/tmp/.paperclip-bridge";
 /// File holding the lease sentinel.
 pub const SENTINEL_PATH: &str = "/tmp/.paperclip-bridge/lease";
-/// Per-execution files: `<id>.pgid` (process group), `<id>.stdin`, `<id>.cancel`. Flat files in
-/// a directory made at acquire, so running a command costs no `mkdir`.
+/// Per-execution files, `<id>.stdin` and `<id>.cancel`: flat files in a directory made at
+/// acquire, so running a command costs no `mkdir`.
 pub const EXEC_DIR: &str = "/tmp/.paperclip-bridge/exec";
 /// `flock` files of the sessions.
 pub const LOCK_DIR: &str = "/tmp/.paperclip-bridge/locks";
