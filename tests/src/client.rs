@@ -145,7 +145,7 @@ impl BridgeClient {
         let secret =
             SecretKey::new(secret).map_err(|error| ClientError::Credentials(error.to_string()))?;
         Ok(Self {
-            http: reqwest::Client::new(),
+            http: crate::http_client(),
             base_url: base_url.trim_end_matches('/').to_owned(),
             signer: RequestSigner::new(key_id, secret, host),
             host: host.to_owned(),

@@ -5,3 +5,12 @@
 pub mod client;
 pub mod harness;
 pub mod local_sandbox;
+
+/// An HTTP client for tests and tools. The plugin enables reqwest's `rustls-no-provider` in a
+/// workspace build, after which reqwest needs a process-wide crypto provider to build any client;
+/// this installs ring's (once) before building.
+pub fn http_client() -> reqwest::Client {
+    // An error only means a provider is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}

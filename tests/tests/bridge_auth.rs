@@ -248,7 +248,9 @@ async fn assert_refuses_everything_but_healthz(stack: &TestStack, missing: &str)
     let response = client.send(&unsigned).await.expect("sent");
     assert_eq!(response.status, 500, "no unauthenticated mode");
 
-    let healthz = reqwest::get(format!("{}/healthz", stack.stack.bridge_url()))
+    let healthz = bridge_tests::http_client()
+        .get(format!("{}/healthz", stack.stack.bridge_url()))
+        .send()
         .await
         .expect("reachable");
     assert_eq!(healthz.status(), 200);

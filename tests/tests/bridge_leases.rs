@@ -144,7 +144,7 @@ async fn a_sandbox_wiped_behind_the_bridge_is_reported_lost() {
         .provider_lease_id;
     let sandboxes = live_sandboxes(&stack).await;
     assert_eq!(sandboxes.len(), 1);
-    let wiped = reqwest::Client::new()
+    let wiped = bridge_tests::http_client()
         .delete(format!(
             "{}/_local/containers/{}",
             stack.stack.local_sandbox().base_url(),

@@ -131,7 +131,7 @@ async fn a_failure_is_one_signed_error_event() {
         .await
         .provider_lease_id;
     let sandbox = live_sandboxes(&stack).await.remove(0);
-    reqwest::Client::new()
+    bridge_tests::http_client()
         .delete(format!(
             "{}/_local/containers/{sandbox}",
             stack.stack.local_sandbox().base_url()

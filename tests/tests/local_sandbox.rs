@@ -29,7 +29,7 @@ impl Fixture {
                 .expect("local-sandbox starts");
         Self {
             server,
-            client: reqwest::Client::new(),
+            client: bridge_tests::http_client(),
             state,
         }
     }

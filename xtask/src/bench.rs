@@ -71,7 +71,7 @@ async fn measure(stack: &LocalStack, client: &BridgeClient) -> Result<Report> {
         .await?;
     let sandbox = sandbox_id(stack).await?;
     let direct_url = format!("{}/api/execute", stack.local_sandbox().base_url());
-    let http = reqwest::Client::new();
+    let http = bridge_tests::http_client();
     let bridge_true = ExecRequest {
         provider_lease_id: lease.provider_lease_id.clone(),
         command: "true".into(),
@@ -179,11 +179,12 @@ async fn measure(stack: &LocalStack, client: &BridgeClient) -> Result<Report> {
 
 /// The one sandbox local-sandbox has: the bench lease's.
 async fn sandbox_id(stack: &LocalStack) -> Result<String> {
-    let info: serde_json::Value =
-        reqwest::get(format!("{}/_local/info", stack.local_sandbox().base_url()))
-            .await?
-            .json()
-            .await?;
+    let info: serde_json::Value = bridge_tests::http_client()
+        .get(format!("{}/_local/info", stack.local_sandbox().base_url()))
+        .send()
+        .await?
+        .json()
+        .await?;
     info["sandboxes"][0]
         .as_str()
         .map(str::to_owned)

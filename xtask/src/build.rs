@@ -61,6 +61,14 @@ pub fn worker() -> Result<()> {
             bail!("worker-build succeeded but {} is missing", output.display());
         }
     }
+    // worker-build keeps the name section (a fifth of the module); rustc's `strip` would also
+    // drop the target-features section wasm-bindgen reads, so names are stripped here instead.
+    execute(
+        node_command(node_bin_dir().join("wasm-opt"))
+            .arg(&wasm)
+            .args(["--all-features", "--strip-debug", "--strip-producers", "-o"])
+            .arg(&wasm),
+    )?;
     let bytes = fs::read(&wasm)?;
     println!(
         "    {}: {} KiB raw, {} KiB gzipped",
@@ -69,6 +77,19 @@ pub fn worker() -> Result<()> {
         gzipped_len(&bytes)? / 1024
     );
     Ok(())
+}
+
+/// Builds the plugin binary (debug profile, shared with the tests) and returns its path.
+pub fn plugin() -> Result<PathBuf> {
+    announce("build: plugin");
+    execute(Command::new("cargo").current_dir(repo_root()).args([
+        "build",
+        "--package",
+        "paperclip-cloudflare-bridge-plugin",
+        "--bin",
+        "paperclip-cloudflare-bridge",
+    ]))?;
+    Ok(target_dir().join("debug/paperclip-cloudflare-bridge"))
 }
 
 /// Builds the `local-sandbox` binary (debug profile, shared with the tests) and returns its path.
@@ -96,10 +117,14 @@ fn local_sandbox_in(profile: &str) -> Result<PathBuf> {
         command.args(["--profile", profile]);
     }
     execute(&mut command)?;
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+    Ok(target_dir().join(profile).join("local-sandbox"))
+}
+
+/// Cargo's target directory.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    Ok(target_dir.join(profile).join("local-sandbox"))
+        .unwrap_or_else(|| repo_root().join("target"))
 }
 
 /// Size of `bytes` gzipped at the best level, as Cloudflare reports uploads.

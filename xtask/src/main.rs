@@ -4,6 +4,8 @@
 mod bench;
 mod build;
 mod command;
+mod package;
+mod plugin_host;
 mod setup;
 mod stack;
 mod test;
@@ -19,6 +21,8 @@ commands:
   build   build the bridge Worker (bridge-worker/build/) with the pinned tools
   dev     start the local stack and keep it up until Ctrl-C; writes target/local-stack.env
   demo    set up, build, start the local stack and exercise the bridge end to end
+  package build the plugin's npm package (directory and tarball) with the optimised binary
+  manifest  rewrite plugin/npm/dist/manifest.js from the binary's manifest
   bench   measure round-trip overhead, streaming throughput and memory, Worker size
   test    setup, then fmt, clippy (native + wasm32), unit and end-to-end tests, deploy dry run
   ci      the same as test (what .ci/run runs)";
@@ -35,6 +39,8 @@ fn main() -> ExitCode {
         ["build"] => build::run(),
         ["dev"] => stack::dev(),
         ["demo"] => setup::run().and_then(|()| stack::demo()),
+        ["package"] => package::run(),
+        ["manifest"] => package::manifest(),
         ["bench"] => setup::run().and_then(|()| bench::run()),
         ["test" | "ci"] => setup::run().and_then(|()| test::run()),
         ["help" | "--help" | "-h"] => {

@@ -5,13 +5,13 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use bridge_tests::client::BridgeClient;
 use bridge_tests::harness::{LocalStack, StackOptions};
-use bridge_worker::api::{HealthResponse, ProbeRequest, ProbeResponse};
-use bridge_worker::routes::Route;
+use paperclip_cloudflare_bridge::manifest::DRIVER_KEY;
+use serde_json::json;
 
 use crate::build;
 use crate::command::announce;
+use crate::plugin_host::PluginProcess;
 use crate::tools::repo_root;
 
 /// Builds what the stack runs and starts it in `target/local-stack/<name>`.
@@ -34,16 +34,6 @@ fn start(name: &str) -> Result<LocalStack> {
         stack.local_sandbox().base_url()
     );
     Ok(stack)
-}
-
-fn client(stack: &LocalStack) -> Result<BridgeClient> {
-    let (key_id, secret) = &stack.keys().primary;
-    Ok(BridgeClient::new(
-        &stack.bridge_url(),
-        stack.bridge_host(),
-        key_id,
-        secret,
-    )?)
 }
 
 /// Keeps the stack up until Ctrl-C or SIGTERM, then stops everything.
@@ -73,31 +63,87 @@ async fn wait_for_termination() -> Result<()> {
     Ok(())
 }
 
-/// Starts the stack and exercises the bridge through the real Sandbox SDK.
+/// The main job: the local stack, driven through the native plugin exactly as the Paperclip host
+/// drives a provider for one run.
 pub fn demo() -> Result<()> {
     let stack = start("demo")?;
-    let client = client(&stack)?;
+    let plugin = build::plugin()?;
+    let (key_id, secret) = stack.keys().primary.clone();
+    let config = json!({
+        "bridgeBaseUrl": stack.bridge_url(),
+        "bridgeSecret": secret,
+        "keyId": key_id,
+        "timeoutMs": 60_000,
+    });
     tokio::runtime::Runtime::new()?.block_on(async {
-        announce("GET /health (signed)");
-        let health: HealthResponse = client.fetch(Route::Health).await?;
-        println!("{}", serde_json::to_string_pretty(&health)?);
-        announce("POST /probe: create a sandbox through the Sandbox SDK, run pwd, destroy it");
         let started = Instant::now();
-        let probe: ProbeResponse = client
-            .post(
-                Route::Probe,
-                &ProbeRequest {
-                    requested_cwd: Some("/workspace/paperclip".to_owned()),
-                    timeout_ms: None,
-                },
-            )
+        let mut host = PluginProcess::spawn(&plugin)?;
+        let base = json!({"driverKey": DRIVER_KEY, "companyId": "demo", "environmentId": "demo-environment", "config": config});
+        let step = |name: &str| announce(&format!("plugin: {name}"));
+
+        step("initialize");
+        let init = host.call("initialize", json!({"config": {}, "apiVersion": 1}), None, |_, _| {}).await?;
+        let initialized_ms = started.elapsed().as_millis();
+        println!("    answered in {initialized_ms} ms after spawn; methods: {}", init["supportedMethods"]);
+
+        step("environmentValidateConfig");
+        let validation = host.call("environmentValidateConfig", json!({"driverKey": DRIVER_KEY, "config": config}), None, |_, _| {}).await?;
+        println!("    ok: {}, warnings: {}", validation["ok"], validation.get("warnings").unwrap_or(&json!([])));
+
+        step("environmentProbe");
+        let probe = host.call("environmentProbe", base.clone(), None, |_, _| {}).await?;
+        println!("    {}", probe["summary"].as_str().unwrap_or_default());
+
+        step("environmentAcquireLease");
+        let mut params = base.clone();
+        params["runId"] = json!(format!("demo-run-{}", std::process::id()));
+        let lease = host.call("environmentAcquireLease", params, None, |_, _| {}).await?;
+        println!("    lease {} with remoteCwd {}", lease["providerLeaseId"], lease["metadata"]["remoteCwd"]);
+        let mut lease_config = config.clone();
+        if let (Some(target), Some(metadata)) = (lease_config.as_object_mut(), lease["metadata"].as_object()) {
+            target.extend(metadata.clone());
+        }
+        let mut lease_base = base.clone();
+        lease_base["config"] = lease_config;
+        lease_base["lease"] = lease.clone();
+
+        step("environmentRealizeWorkspace");
+        let mut params = lease_base.clone();
+        params["workspace"] = json!({"remotePath": lease["metadata"]["remoteCwd"]});
+        let realized = host.call("environmentRealizeWorkspace", params, None, |_, _| {}).await?;
+        println!("    cwd {}", realized["cwd"]);
+
+        step("environmentExecute (streamed; each line arrives as an execute.log notification)");
+        let mut params = lease_base.clone();
+        params["command"] = json!("sh");
+        params["args"] = json!(["-c", "for i in 1 2 3 4 5; do echo \"step $i of 5 in $(pwd)\"; sleep 0.3; done; echo done >&2"]);
+        let mut chunks = 0;
+        let executed_at = Instant::now();
+        let result = host
+            .call("environmentExecute", params, Some("demo-invocation"), |stream, chunk| {
+                chunks += 1;
+                for line in chunk.lines() {
+                    println!("    │ {stream}: {line}");
+                }
+            })
             .await?;
-        println!("{}", serde_json::to_string_pretty(&probe)?);
+        let executed_ms = executed_at.elapsed().as_millis();
+        println!("    exit code {}, {chunks} live chunks, full output {} bytes", result["exitCode"], result["stdout"].as_str().unwrap_or_default().len());
+
+        step("environmentReleaseLease");
+        let mut params = lease_base.clone();
+        params["providerLeaseId"] = lease["providerLeaseId"].clone();
+        params["cancelActiveWork"] = json!(true);
+        let receipt = host.call("environmentReleaseLease", params, None, |_, _| {}).await?;
+        println!("    receipt: {receipt}");
+
+        step("shutdown");
+        let status = host.shutdown().await?;
+        println!("    plugin exited with {status}");
         println!(
-            "\nsummary: bridge {} healthy, probe answered {:?} in {:.0} ms; every response signature verified",
-            health.bridge_version,
-            probe.remote_cwd,
-            started.elapsed().as_secs_f64() * 1000.0
+            "\nsummary: the plugin answered initialize {initialized_ms} ms after spawn, probed, leased {}, ran a streamed command ({chunks} chunks, {executed_ms} ms), and released it ({}); every bridge response was signature-checked.",
+            lease["providerLeaseId"].as_str().unwrap_or_default(),
+            receipt["state"].as_str().unwrap_or_default()
         );
         anyhow::Ok(())
     })?;

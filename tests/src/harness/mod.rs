@@ -3,6 +3,7 @@
 //! with everything it spawned, when its handle is dropped — also when a test panics.
 
 pub mod local_sandbox;
+pub mod plugin_package;
 mod process;
 mod stack;
 mod wrangler;

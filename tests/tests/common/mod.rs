@@ -170,15 +170,17 @@ pub fn processes_matching(needle: &str) -> Vec<u32> {
 /// Sandbox ids local-sandbox currently has state for.
 #[allow(dead_code)]
 pub async fn live_sandboxes(stack: &TestStack) -> Vec<String> {
-    let info: serde_json::Value = reqwest::get(format!(
-        "{}/_local/info",
-        stack.stack.local_sandbox().base_url()
-    ))
-    .await
-    .expect("local-sandbox reachable")
-    .json()
-    .await
-    .expect("info JSON");
+    let info: serde_json::Value = bridge_tests::http_client()
+        .get(format!(
+            "{}/_local/info",
+            stack.stack.local_sandbox().base_url()
+        ))
+        .send()
+        .await
+        .expect("local-sandbox reachable")
+        .json()
+        .await
+        .expect("info JSON");
     info["sandboxes"]
         .as_array()
         .expect("sandboxes list")
