@@ -81,15 +81,31 @@ pub fn worker() -> Result<()> {
 
 /// Builds the plugin binary (debug profile, shared with the tests) and returns its path.
 pub fn plugin() -> Result<PathBuf> {
-    announce("build: plugin");
-    execute(Command::new("cargo").current_dir(repo_root()).args([
+    plugin_in("debug")
+}
+
+/// Builds the plugin binary as it is shipped (profile `native`) and returns its path.
+pub fn plugin_optimised() -> Result<PathBuf> {
+    plugin_in("native")
+}
+
+fn plugin_in(profile: &str) -> Result<PathBuf> {
+    announce(&format!("build: plugin ({profile})"));
+    let mut command = Command::new("cargo");
+    command.current_dir(repo_root()).args([
         "build",
         "--package",
         "paperclip-cloudflare-bridge-plugin",
         "--bin",
         "paperclip-cloudflare-bridge",
-    ]))?;
-    Ok(target_dir().join("debug/paperclip-cloudflare-bridge"))
+    ]);
+    if profile != "debug" {
+        command.args(["--profile", profile]);
+    }
+    execute(&mut command)?;
+    Ok(target_dir()
+        .join(profile)
+        .join("paperclip-cloudflare-bridge"))
 }
 
 /// Builds the `local-sandbox` binary (debug profile, shared with the tests) and returns its path.

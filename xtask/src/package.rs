@@ -8,7 +8,7 @@ use bridge_tests::harness::plugin_package::assemble;
 use paperclip_cloudflare_bridge::manifest::manifest_module;
 
 use crate::build;
-use crate::command::{announce, capture, execute};
+use crate::command::{announce, capture};
 use crate::tools::repo_root;
 
 /// Name of the npm package (`plugin/npm/package.json`).
@@ -24,18 +24,8 @@ pub fn manifest() -> Result<()> {
 
 /// Builds the optimised plugin binary and writes the package directory and its tarball.
 pub fn run() -> Result<()> {
-    announce("package: plugin binary (profile native)");
     let root = repo_root();
-    execute(Command::new("cargo").current_dir(&root).args([
-        "build",
-        "--package",
-        "paperclip-cloudflare-bridge-plugin",
-        "--bin",
-        "paperclip-cloudflare-bridge",
-        "--profile",
-        "native",
-    ]))?;
-    let binary = build::target_dir().join("native/paperclip-cloudflare-bridge");
+    let binary = build::plugin_optimised()?;
     let out = root.join("target/package");
     let directory = assemble(&out.join(PACKAGE_NAME), &binary)?;
     announce("package: npm pack");

@@ -41,6 +41,11 @@ impl PluginProcess {
         })
     }
 
+    /// The worker's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Calls `method`; with `invocation`, `execute.log` chunks for it go to `on_log`.
     pub async fn call(
         &mut self,

@@ -1,6 +1,8 @@
 //! `cargo xtask bench`: the performance numbers of DESIGN §10 that the local stack can measure,
 //! as medians and percentiles over many runs, printed as a table and written as JSON.
 
+mod plugin;
+
 use std::fs;
 use std::time::{Duration, Instant};
 
@@ -29,6 +31,11 @@ const STREAM_BYTES: usize = 100 * 1024 * 1024;
 pub fn run() -> Result<()> {
     build::worker()?;
     let local_sandbox = build::local_sandbox_optimised()?;
+    let plugin_binary = build::plugin_optimised()?;
+    let package = bridge_tests::harness::plugin_package::assemble(
+        &repo_root().join("target/bench/package"),
+        &plugin_binary,
+    )?;
     let work_dir = repo_root().join("target/local-stack/bench");
     if work_dir.exists() {
         fs::remove_dir_all(&work_dir)?;
@@ -39,10 +46,12 @@ pub fn run() -> Result<()> {
     let client = BridgeClient::new(&stack.bridge_url(), stack.bridge_host(), key_id, secret)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let report = runtime.block_on(measure(&stack, &client))?;
+    let plugin = runtime.block_on(plugin::measure(&stack, &package, &plugin_binary))?;
     let wasm = fs::read(repo_root().join("bridge-worker/build/index_bg.wasm"))?;
     let report = json!({
         "roundTrip": report.round_trip,
         "streaming": report.streaming,
+        "plugin": plugin,
         "worker": { "wasmBytes": wasm.len(), "wasmGzipBytes": build::gzipped_len(&wasm)? },
     });
     print_table(&report);
@@ -261,7 +270,7 @@ async fn peak_rss_of_workerd(group: u32, mut stop: tokio::sync::oneshot::Receive
 fn print_table(report: &serde_json::Value) {
     let round_trip = &report["roundTrip"];
     let streaming = &report["streaming"];
-    println!("\n{:<48} {:>12}", "measurement", "value");
+    println!("\n{:<56} {:>12}", "measurement", "value");
     let rows = [
         (
             "exec `true` via bridge, p50 (ms)",
@@ -307,11 +316,35 @@ fn print_table(report: &serde_json::Value) {
             "Worker wasm gzipped (bytes)",
             &report["worker"]["wasmGzipBytes"],
         ),
+        (
+            "plugin fork to initialize, median (ms, target <= 40)",
+            &report["plugin"]["forkToInitializeMs"],
+        ),
+        (
+            "plugin idle RSS, median (MiB, target <= 10)",
+            &report["plugin"]["idleRssMiB"],
+        ),
+        (
+            "64 MiB through the plugin (MiB/s, target >= 100)",
+            &report["plugin"]["stream"]["mibPerSecond"],
+        ),
+        (
+            "plugin peak RSS / output size (target <= 3)",
+            &report["plugin"]["stream"]["peakOverOutput"],
+        ),
+        (
+            "execute via the worker manager, p50 (ms)",
+            &report["plugin"]["managerExecuteRoundTripMs"]["p50"],
+        ),
+        (
+            "execute via the worker manager, p99 (ms)",
+            &report["plugin"]["managerExecuteRoundTripMs"]["p99"],
+        ),
     ];
     for (name, value) in rows {
         let shown = value
             .as_f64()
             .map_or_else(|| value.to_string(), |number| format!("{number:.2}"));
-        println!("{name:<48} {shown:>12}");
+        println!("{name:<56} {shown:>12}");
     }
 }
