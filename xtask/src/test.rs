@@ -85,13 +85,15 @@ fn cargo() -> Command {
 }
 
 /// Bundles and validates the production config offline. The container image is built by Docker,
-/// which this machine does not run, so `--containers-rollout=none` skips only that step.
+/// which this machine does not run, so `--containers-rollout=none` skips only that step. The
+/// empty `--env` selects the production configuration explicitly.
 fn deploy_dry_run() -> Result<()> {
     let out_dir = repo_root().join("target/deploy-dry-run");
     execute(
         node_command(repo_root().join("node_modules/.bin/wrangler"))
             .args([
                 "deploy",
+                "--env=",
                 "--dry-run",
                 "--containers-rollout=none",
                 "--outdir",
