@@ -1,6 +1,6 @@
 //! The probe's pure part: validating its request and wording its result.
 
-use crate::api::{DEFAULT_REMOTE_CWD, ProbeRequest};
+use crate::api::ProbeRequest;
 use crate::error::BridgeError;
 use crate::remote_path::RemotePath;
 
@@ -21,13 +21,7 @@ impl ProbePlan {
 
     /// Validates the request, filling defaults.
     pub fn from_request(request: &ProbeRequest) -> Result<Self, BridgeError> {
-        let cwd = RemotePath::parse(
-            "requestedCwd",
-            request
-                .requested_cwd
-                .as_deref()
-                .unwrap_or(DEFAULT_REMOTE_CWD),
-        )?;
+        let cwd = RemotePath::requested_cwd(request.requested_cwd.as_deref())?;
         let timeout_ms = request.timeout_ms.unwrap_or(Self::DEFAULT_TIMEOUT_MS);
         if !(1..=Self::MAX_TIMEOUT_MS).contains(&timeout_ms) {
             return Err(BridgeError::InvalidRequest(format!(
@@ -42,6 +36,7 @@ impl ProbePlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::DEFAULT_REMOTE_CWD;
 
     #[test]
     fn fills_defaults_and_validates() {

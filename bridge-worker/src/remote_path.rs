@@ -52,6 +52,14 @@ impl RemotePath {
         Ok(Self(value.to_owned()))
     }
 
+    /// A client's `requestedCwd`, or the default working directory when it names none.
+    pub fn requested_cwd(value: Option<&str>) -> Result<Self, RemotePathError> {
+        Self::parse(
+            "requestedCwd",
+            value.unwrap_or(crate::api::DEFAULT_REMOTE_CWD),
+        )
+    }
+
     /// The path text.
     pub fn as_str(&self) -> &str {
         &self.0

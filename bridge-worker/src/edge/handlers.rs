@@ -16,7 +16,7 @@ use crate::config::BridgeConfig;
 use crate::error::BridgeError;
 use crate::lease::AcquirePlan;
 use crate::lease::protocol::LeaseCommand;
-use crate::lease::settings::{lifecycle_timeout, sleep_after};
+use crate::lease::settings::{lifecycle_timeout, optional_sleep_after};
 use crate::probe::ProbePlan;
 use crate::routes::Route;
 use crate::sandbox::{
@@ -67,11 +67,7 @@ pub async fn handle(route: Route, call: Call<'_>) -> Result<Answer, BridgeError>
             let request: ResumeLeaseRequest = decode(call.body)?;
             let command = LeaseCommand::Resume {
                 keep_alive: request.keep_alive,
-                sleep_after: request
-                    .sleep_after
-                    .as_deref()
-                    .map(sleep_after)
-                    .transpose()?,
+                sleep_after: optional_sleep_after(request.sleep_after.as_deref())?,
                 timeout_ms: lifecycle_timeout(request.timeout_ms)?,
             };
             let lease: LeaseResponse =

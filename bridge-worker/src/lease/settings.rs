@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::{AcquireLeaseRequest, DEFAULT_REMOTE_CWD, ReuseScope, SessionStrategy};
+use crate::api::{AcquireLeaseRequest, ReuseScope, SessionStrategy};
 use crate::error::BridgeError;
 use crate::remote_path::RemotePath;
 use crate::sandbox::SandboxId;
@@ -76,13 +76,7 @@ impl AcquirePlan {
         } else {
             super::id::per_run(&environment_id, &run_id)?
         };
-        let remote_cwd = RemotePath::parse(
-            "requestedCwd",
-            request
-                .requested_cwd
-                .as_deref()
-                .unwrap_or(DEFAULT_REMOTE_CWD),
-        )?;
+        let remote_cwd = RemotePath::requested_cwd(request.requested_cwd.as_deref())?;
         Ok(Self {
             lease_id: lease_id.to_string(),
             settings: LeaseSettings {
@@ -94,11 +88,7 @@ impl AcquirePlan {
                 session_id: session_id(request.session_id.as_deref())?,
                 session_strategy: request.session_strategy.unwrap_or_default(),
                 keep_alive: request.keep_alive,
-                sleep_after: request
-                    .sleep_after
-                    .as_deref()
-                    .map(sleep_after)
-                    .transpose()?,
+                sleep_after: optional_sleep_after(request.sleep_after.as_deref())?,
             },
             timeout_ms: lifecycle_timeout(request.timeout_ms)?,
         })
@@ -133,6 +123,11 @@ pub fn sleep_after(value: &str) -> Result<String, BridgeError> {
     }
 }
 
+/// An optional `sleepAfter`, validated when present.
+pub fn optional_sleep_after(value: Option<&str>) -> Result<Option<String>, BridgeError> {
+    value.map(sleep_after).transpose()
+}
+
 /// A client-side identifier: 1–256 characters without control characters.
 fn identifier(field: &str, value: &str) -> Result<String, BridgeError> {
     if value.is_empty() || value.len() > 256 || value.chars().any(char::is_control) {
@@ -163,6 +158,7 @@ pub fn session_id(value: Option<&str>) -> Result<String, BridgeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::DEFAULT_REMOTE_CWD;
 
     fn request() -> AcquireLeaseRequest {
         AcquireLeaseRequest {

@@ -70,17 +70,7 @@ pub mod leases {
 
     /// Acquires a per-run lease.
     pub async fn acquire(client: &BridgeClient, environment: &str, run: &str) -> LeaseResponse {
-        client
-            .post(
-                Route::AcquireLease,
-                &AcquireLeaseRequest {
-                    environment_id: environment.into(),
-                    run_id: run.into(),
-                    ..AcquireLeaseRequest::default()
-                },
-            )
-            .await
-            .unwrap_or_else(|error| panic!("acquire: {error}"))
+        acquire_with(client, environment, run, false).await
     }
 
     /// Acquires a reusable (keep-alive) lease.
@@ -89,19 +79,28 @@ pub mod leases {
         environment: &str,
         run: &str,
     ) -> LeaseResponse {
+        acquire_with(client, environment, run, true).await
+    }
+
+    async fn acquire_with(
+        client: &BridgeClient,
+        environment: &str,
+        run: &str,
+        reusable: bool,
+    ) -> LeaseResponse {
         client
             .post(
                 Route::AcquireLease,
                 &AcquireLeaseRequest {
                     environment_id: environment.into(),
                     run_id: run.into(),
-                    reuse_lease: true,
-                    keep_alive: true,
+                    reuse_lease: reusable,
+                    keep_alive: reusable,
                     ..AcquireLeaseRequest::default()
                 },
             )
             .await
-            .unwrap_or_else(|error| panic!("acquire reusable: {error}"))
+            .unwrap_or_else(|error| panic!("acquire: {error}"))
     }
 
     /// An exec request for `argv` on `lease`.
