@@ -17,7 +17,7 @@ use super::sandbox_stub::Sandbox;
 use crate::api::{ExecRequest, ExecResult, ExecutionStatus, StreamFailure};
 use crate::auth::{Authenticated, StreamOutcome};
 use crate::error::BridgeError;
-use crate::exec::{Chunk, Conclusion, Ending, ExecPlan, OutputTracker};
+use crate::exec::{Chunk, Conclusion, Ending, ExecPlan, OutputTracker, Unconcluded};
 use crate::lease::protocol::{ExecutionEnded, ExecutionTicket, LeaseCommand};
 use crate::sandbox::{ContainerEvent, SandboxError, SandboxId};
 use crate::script::{CommandScript, EXECUTION_ENV_VAR, stdin_path};
@@ -275,25 +275,13 @@ async fn drive(
         }
     };
     let duration_ms = super::http::unix_millis().saturating_sub(started_ms);
-    let conclusion = match (ending, timed_out) {
-        (Ending::SandboxLost, _) => {
+    let conclusion = match Conclusion::from_ending(ending, timed_out) {
+        Ok(conclusion) => conclusion,
+        Err(Unconcluded::SandboxLost) => {
             journal_end(&env, &plan, ExecutionStatus::Failed, None, true).await?;
             return Err(BridgeError::SandboxStateLost(plan.lease_id));
         }
-        (_, Some(kill)) => Conclusion::timed_out(kill),
-        (Ending::Exited(Some(code)), None) => Conclusion::exited(code),
-        (Ending::Exited(None), None) => {
-            return fail(
-                &env,
-                &plan,
-                &sandbox,
-                SandboxError::Protocol("the command ended without an exit code".into()),
-            )
-            .await;
-        }
-        (Ending::Failed(message), None) => {
-            return fail(&env, &plan, &sandbox, SandboxError::Other(message)).await;
-        }
+        Err(Unconcluded::Failed(error)) => return fail(&env, &plan, &sandbox, error).await,
     };
     let ended = journal_end(
         &env,

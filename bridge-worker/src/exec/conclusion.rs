@@ -1,8 +1,19 @@
 //! How an execution ended, as reported to the client and the journal.
 
-use super::output::Retained;
+use super::output::{Ending, Retained};
 use crate::api::{ExecResult, ExecutionStatus};
+use crate::sandbox::SandboxError;
 use crate::script::KillOutcome;
+
+/// Why an execution could not be concluded with a result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unconcluded {
+    /// The sandbox lacked the lease's sentinel: the command never ran and the lease is lost.
+    SandboxLost,
+    /// The bridge lost track of the command (no exit code, a container failure): it must be
+    /// killed to be sure, and the execution fails with this error.
+    Failed(SandboxError),
+}
 
 /// The end of an execution, after timeouts and cancels are taken into account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +29,22 @@ pub struct Conclusion {
 }
 
 impl Conclusion {
+    /// How an execution ends, from the container's `ending` and whether the bridge's timeout
+    /// killed it. A missing exit code is a failure, never success.
+    pub fn from_ending(ending: Ending, timeout: Option<KillOutcome>) -> Result<Self, Unconcluded> {
+        match (ending, timeout) {
+            (Ending::SandboxLost, _) => Err(Unconcluded::SandboxLost),
+            (_, Some(kill)) => Ok(Self::timed_out(kill)),
+            (Ending::Exited(Some(code)), None) => Ok(Self::exited(code)),
+            (Ending::Exited(None), None) => Err(Unconcluded::Failed(SandboxError::Protocol(
+                "the command ended without an exit code".into(),
+            ))),
+            (Ending::Failed(message), None) => {
+                Err(Unconcluded::Failed(SandboxError::Other(message)))
+            }
+        }
+    }
+
     /// The command exited by itself.
     pub fn exited(exit_code: i32) -> Self {
         Self {
@@ -107,6 +134,31 @@ mod tests {
             Conclusion::exited(3).journal_status(),
             ExecutionStatus::Completed
         );
+    }
+
+    #[test]
+    fn endings_become_conclusions_and_a_missing_exit_code_is_a_failure() {
+        assert_eq!(
+            Conclusion::from_ending(Ending::Exited(Some(3)), None),
+            Ok(Conclusion::exited(3))
+        );
+        assert!(matches!(
+            Conclusion::from_ending(Ending::Exited(None), None),
+            Err(Unconcluded::Failed(SandboxError::Protocol(_)))
+        ));
+        assert_eq!(
+            Conclusion::from_ending(Ending::Exited(None), Some(KillOutcome::Terminated)),
+            Ok(Conclusion::timed_out(KillOutcome::Terminated)),
+            "a command the bridge killed has no exit code by design"
+        );
+        assert_eq!(
+            Conclusion::from_ending(Ending::SandboxLost, Some(KillOutcome::Killed)),
+            Err(Unconcluded::SandboxLost)
+        );
+        assert!(matches!(
+            Conclusion::from_ending(Ending::Failed("boom".into()), None),
+            Err(Unconcluded::Failed(SandboxError::Other(message))) if message == "boom"
+        ));
     }
 
     #[test]

@@ -5,6 +5,6 @@ mod conclusion;
 mod output;
 mod plan;
 
-pub use conclusion::Conclusion;
+pub use conclusion::{Conclusion, Unconcluded};
 pub use output::{Chunk, Ending, OutputStream, OutputTracker, Retained, Step};
 pub use plan::{DEFAULT_TIMEOUT_MS, EXEC_CHANNEL_VAR, ExecPlan, MAX_TIMEOUT_MS, execution_id};
