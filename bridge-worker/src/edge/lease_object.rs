@@ -31,8 +31,11 @@ pub const KILL_GRACE_MS: u64 = 3_000;
 pub const KILL_DEADLINE_MS: u64 = KILL_GRACE_MS + 15_000;
 /// Deadline for destroying a sandbox.
 const DESTROY_TIMEOUT_MS: u64 = 30_000;
-/// A journaled execution counts as abandoned this long after its own timeout.
-const EXECUTION_SLACK_MS: u64 = 60_000;
+/// When a reaper run fails, the next one comes this much later.
+const REAPER_RETRY_MS: u64 = 60_000;
+/// How long after an execution's timeout the lease object kills it itself, when the Worker that
+/// drove it did not report its end (the Worker kills at the timeout and reports within seconds).
+const EXECUTION_SLACK_MS: u64 = 30_000;
 
 /// Sends `command` to the object of `lease_id` and decodes its reply.
 pub async fn send<R: DeserializeOwned>(
@@ -107,7 +110,10 @@ impl DurableObject for LeaseObject {
         let _serial = self.serial.lock().await;
         self.armed_at.set(None);
         if let Err(error) = self.reap().await {
-            worker::console_error!("lease reaper: {error}");
+            worker::console_error!("lease reaper: {error}; trying again in a minute");
+            if let Err(error) = self.arm(now() + REAPER_RETRY_MS).await {
+                worker::console_error!("lease reaper: {error}");
+            }
         }
         Response::empty()
     }
@@ -381,25 +387,33 @@ impl LeaseObject {
         })
     }
 
-    /// The alarm: destroys the sandbox of a lease idle past the TTL, or re-arms.
+    /// The alarm: kills executions whose Worker vanished past their deadline, destroys the
+    /// sandbox of a lease idle past the TTL, and re-arms for whatever comes next.
     async fn reap(&self) -> Result<(), BridgeError> {
         let Some(mut record) = self.load().await? else {
             return Ok(());
         };
-        let ttl_ms = self.idle_ttl_seconds() * 1000;
-        match record.idle_deadline(ttl_ms, now()) {
-            Some(deadline) if deadline <= now() => {
-                let sandbox = self.sandbox(&record.lease_id)?;
-                with_deadline(DESTROY_TIMEOUT_MS, sandbox.destroy()).await?;
-                record.destroyed(
-                    &format!("reaped: idle for more than {} s", ttl_ms / 1000),
-                    now(),
-                );
-                self.save(&record).await
+        let overdue = record.overdue_executions(now());
+        if !overdue.is_empty() {
+            let sandbox = self.sandbox(&record.lease_id)?;
+            for execution_id in &overdue {
+                stop_execution(&sandbox, execution_id).await?;
+                record.end_execution(execution_id, ExecutionStatus::TimedOut, None, now());
             }
-            Some(deadline) => self.arm(deadline).await,
-            None => Ok(()),
         }
+        let ttl_ms = self.idle_ttl_seconds() * 1000;
+        if record
+            .idle_deadline(ttl_ms, now())
+            .is_some_and(|deadline| deadline <= now())
+        {
+            let sandbox = self.sandbox(&record.lease_id)?;
+            with_deadline(DESTROY_TIMEOUT_MS, sandbox.destroy()).await?;
+            record.destroyed(
+                &format!("reaped: idle for more than {} s", ttl_ms / 1000),
+                now(),
+            );
+        }
+        self.save(&record).await
     }
 
     fn idle_ttl_seconds(&self) -> u64 {
@@ -421,14 +435,14 @@ impl LeaseObject {
             .ok_or_else(|| BridgeError::LeaseNotFound(lease_id.to_owned()))
     }
 
-    /// Persists the record and makes sure the reaper wakes up by its idle deadline.
+    /// Persists the record and makes sure the alarm wakes the object by its next deadline.
     async fn save(&self, record: &LeaseRecord) -> Result<(), BridgeError> {
         self.state
             .storage()
             .put(RECORD_KEY, record)
             .await
             .map_err(|error| internal(&format!("writing the lease record: {error}")))?;
-        match record.idle_deadline(self.idle_ttl_seconds() * 1000, now()) {
+        match record.next_wakeup(self.idle_ttl_seconds() * 1000, now()) {
             Some(deadline) => self.arm(deadline).await,
             None => Ok(()),
         }

@@ -241,6 +241,34 @@ impl LeaseRecord {
         Some(self.last_activity_at.max(busy_until) + idle_ttl_ms)
     }
 
+    /// Executions still `running` past their deadline: the Worker that drove them is gone
+    /// (cancelled invocation, restart), so the lease object must kill them itself.
+    pub fn overdue_executions(&self, now: u64) -> Vec<String> {
+        self.journal
+            .iter()
+            .filter(|entry| {
+                entry.record.status == ExecutionStatus::Running && entry.deadline_at <= now
+            })
+            .map(|entry| entry.record.execution_id.clone())
+            .collect()
+    }
+
+    /// When the lease object must wake up next: the earliest deadline of a running execution,
+    /// or the idle deadline, whichever comes first.
+    pub fn next_wakeup(&self, idle_ttl_ms: u64, now: u64) -> Option<u64> {
+        let idle = self.idle_deadline(idle_ttl_ms, now);
+        let overdue_check = self
+            .journal
+            .iter()
+            .filter(|entry| entry.record.status == ExecutionStatus::Running)
+            .map(|entry| entry.deadline_at)
+            .min();
+        match (idle, overdue_check) {
+            (Some(idle), Some(deadline)) => Some(idle.min(deadline)),
+            (idle, deadline) => idle.or(deadline),
+        }
+    }
+
     /// The lease as acquire and resume answer it.
     pub fn response(&self, resumed: bool) -> LeaseResponse {
         LeaseResponse {
@@ -476,6 +504,30 @@ mod tests {
         );
         record.destroyed("reaped", 60_000);
         assert_eq!(record.idle_deadline(3_000, 60_000), None);
+    }
+
+    #[test]
+    fn executions_past_their_deadline_are_overdue_and_wake_the_object() {
+        let mut record = active("r1", false);
+        record
+            .begin_execution("quick", "true", 5_000, 1_000)
+            .expect("active");
+        record
+            .begin_execution("slow", "sleep", 9_000, 1_000)
+            .expect("active");
+        assert_eq!(record.next_wakeup(60_000, 1_000), Some(5_000));
+        assert!(record.overdue_executions(4_999).is_empty());
+        assert_eq!(record.overdue_executions(5_000), ["quick"]);
+        record.end_execution("quick", ExecutionStatus::TimedOut, None, 5_100);
+        assert_eq!(record.next_wakeup(60_000, 5_100), Some(9_000));
+        record.end_execution("slow", ExecutionStatus::Completed, Some(0), 6_000);
+        assert_eq!(
+            record.next_wakeup(60_000, 6_000),
+            Some(66_000),
+            "only the idle deadline is left"
+        );
+        record.destroyed("done", 7_000);
+        assert_eq!(record.next_wakeup(60_000, 7_000), None);
     }
 
     #[test]

@@ -139,6 +139,11 @@ impl LocalStack {
         &self.keys
     }
 
+    /// Restarts the bridge (workerd) on the same address and Durable Object storage.
+    pub fn restart_bridge(&mut self) -> Result<(), HarnessError> {
+        self.bridge.restart()
+    }
+
     /// Process group of the bridge (`wrangler dev` and workerd), for measurements.
     pub fn bridge_process_group(&self) -> u32 {
         self.bridge.process_group()

@@ -35,6 +35,7 @@ pub struct WranglerDev {
     group: ProcessGroup,
     addr: SocketAddr,
     log_path: PathBuf,
+    options: WranglerDevOptions,
 }
 
 impl WranglerDev {
@@ -87,6 +88,7 @@ impl WranglerDev {
             group,
             addr: options.addr,
             log_path: options.log_path.clone(),
+            options: options.clone(),
         };
         dev.wait_until_ready()?;
         Ok(dev)
@@ -110,6 +112,18 @@ impl WranglerDev {
     /// Stops wrangler, workerd and esbuild.
     pub fn stop(&mut self) {
         self.group.stop(Duration::from_secs(8));
+    }
+
+    /// Stops workerd (every running invocation dies with it) and starts it again on the same
+    /// address and storage, as a deploy or a crash would.
+    pub fn restart(&mut self) -> Result<(), HarnessError> {
+        self.stop();
+        let log_path = self.options.log_path.with_extension("restarted.log");
+        *self = Self::start(&WranglerDevOptions {
+            log_path,
+            ..self.options.clone()
+        })?;
+        Ok(())
     }
 
     fn wait_until_ready(&mut self) -> Result<(), HarnessError> {
