@@ -1,4 +1,5 @@
 //! What every end-to-end test needs: a local stack in a temporary directory, and clients for it.
+//! Every test binary compiles this module and uses part of it, hence the `dead_code` allowances.
 
 use std::path::PathBuf;
 
