@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 
 use anyhow::{Context, Result, bail};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -36,7 +37,7 @@ impl PluginProcess {
         Ok(Self {
             child,
             stdin,
-            lines: BufReader::new(stdout).lines(),
+            lines: BufReader::with_capacity(1 << 20, stdout).lines(),
             next_id: 1,
         })
     }
@@ -66,22 +67,22 @@ impl PluginProcess {
         self.stdin.write_all(&line).await?;
         self.stdin.flush().await?;
         while let Some(line) = self.lines.next_line().await? {
-            let message: Value = serde_json::from_str(&line)
+            let message: Message = serde_json::from_str(&line)
                 .with_context(|| format!("the plugin wrote a line that is not JSON: {line}"))?;
-            if message["method"] == "execute.log" {
-                on_log(
-                    message["params"]["stream"].as_str().unwrap_or_default(),
-                    message["params"]["chunk"].as_str().unwrap_or_default(),
-                );
+            if let Some(log) = message
+                .params
+                .filter(|_| message.method.as_deref() == Some("execute.log"))
+            {
+                on_log(&log.stream, &log.chunk);
                 continue;
             }
-            if message["id"] != id {
+            if message.id != Some(id) {
                 continue;
             }
-            if let Some(error) = message.get("error") {
+            if let Some(error) = message.error {
                 bail!("{method} failed: {}", error["message"]);
             }
-            return Ok(message["result"].clone());
+            return Ok(message.result.unwrap_or(Value::Null));
         }
         bail!("the plugin exited while {method} was pending")
     }
@@ -91,4 +92,21 @@ impl PluginProcess {
         self.call("shutdown", json!({}), None, |_, _| {}).await?;
         Ok(self.child.wait().await?)
     }
+}
+
+/// A line from the plugin, typed only as far as a host needs (notifications are frequent).
+#[derive(Deserialize)]
+struct Message {
+    id: Option<u64>,
+    method: Option<String>,
+    params: Option<LogParams>,
+    result: Option<Value>,
+    error: Option<Value>,
+}
+
+/// Parameters of `execute.log`.
+#[derive(Deserialize)]
+struct LogParams {
+    stream: String,
+    chunk: String,
 }
