@@ -79,61 +79,51 @@ pub fn worker() -> Result<()> {
     Ok(())
 }
 
+/// Cargo profile of binaries shared with the tests.
+const DEBUG: &str = "debug";
+/// Cargo profile of optimised native binaries (see the workspace `Cargo.toml`).
+const NATIVE: &str = "native";
+
 /// Builds the plugin binary (debug profile, shared with the tests) and returns its path.
 pub fn plugin() -> Result<PathBuf> {
-    plugin_in("debug")
+    binary(
+        "paperclip-cloudflare-bridge-plugin",
+        "paperclip-cloudflare-bridge",
+        DEBUG,
+    )
 }
 
 /// Builds the plugin binary as it is shipped (profile `native`) and returns its path.
 pub fn plugin_optimised() -> Result<PathBuf> {
-    plugin_in("native")
-}
-
-fn plugin_in(profile: &str) -> Result<PathBuf> {
-    announce(&format!("build: plugin ({profile})"));
-    let mut command = Command::new("cargo");
-    command.current_dir(repo_root()).args([
-        "build",
-        "--package",
+    binary(
         "paperclip-cloudflare-bridge-plugin",
-        "--bin",
         "paperclip-cloudflare-bridge",
-    ]);
-    if profile != "debug" {
-        command.args(["--profile", profile]);
-    }
-    execute(&mut command)?;
-    Ok(target_dir()
-        .join(profile)
-        .join("paperclip-cloudflare-bridge"))
+        NATIVE,
+    )
 }
 
 /// Builds the `local-sandbox` binary (debug profile, shared with the tests) and returns its path.
 pub fn local_sandbox() -> Result<PathBuf> {
-    local_sandbox_in("debug")
+    binary("bridge-tests", "local-sandbox", DEBUG)
 }
 
-/// Builds an optimised `local-sandbox` (profile `native`), so measurements are not about the
-/// stand-in's speed.
+/// Builds an optimised `local-sandbox`, so measurements are not about the stand-in's speed.
 pub fn local_sandbox_optimised() -> Result<PathBuf> {
-    local_sandbox_in("native")
+    binary("bridge-tests", "local-sandbox", NATIVE)
 }
 
-fn local_sandbox_in(profile: &str) -> Result<PathBuf> {
-    announce(&format!("build: local-sandbox ({profile})"));
+/// Builds binary `name` of `package` with `profile` and returns its path.
+fn binary(package: &str, name: &str, profile: &str) -> Result<PathBuf> {
+    announce(&format!("build: {name} ({profile})"));
     let mut command = Command::new("cargo");
-    command.current_dir(repo_root()).args([
-        "build",
-        "--package",
-        "bridge-tests",
-        "--bin",
-        "local-sandbox",
-    ]);
-    if profile != "debug" {
+    command
+        .current_dir(repo_root())
+        .args(["build", "--package", package, "--bin", name]);
+    if profile != DEBUG {
         command.args(["--profile", profile]);
     }
     execute(&mut command)?;
-    Ok(target_dir().join(profile).join("local-sandbox"))
+    Ok(target_dir().join(profile).join(name))
 }
 
 /// Cargo's target directory.
