@@ -12,7 +12,7 @@ use bridge_worker::api::{
 };
 use bridge_worker::routes::Route;
 use common::leases::{acquire, acquire_reusable, release, run, shell};
-use common::{TestStack, live_sandboxes};
+use common::{TestStack, live_sandboxes, wipe_the_only_sandbox};
 
 async fn inspect(stack: &TestStack, lease: &str) -> LeaseDetails {
     stack
@@ -142,18 +142,7 @@ async fn a_sandbox_wiped_behind_the_bridge_is_reported_lost() {
     let lease = acquire_reusable(&client, "env-lost", "run-1")
         .await
         .provider_lease_id;
-    let sandboxes = live_sandboxes(&stack).await;
-    assert_eq!(sandboxes.len(), 1);
-    let wiped = bridge_tests::http_client()
-        .delete(format!(
-            "{}/_local/containers/{}",
-            stack.stack.local_sandbox().base_url(),
-            sandboxes[0]
-        ))
-        .send()
-        .await
-        .expect("local-sandbox reachable");
-    assert!(wiped.status().is_success());
+    wipe_the_only_sandbox(&stack).await;
 
     let error = client
         .post::<ExecResult>(

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bridge_tests::client::{StreamEnd, StreamItem};
 use bridge_worker::api::ErrorCode;
 use common::leases::{acquire, acquire_reusable, shell};
-use common::{TestStack, live_sandboxes};
+use common::{TestStack, wipe_the_only_sandbox};
 use sha2::{Digest, Sha256};
 
 #[tokio::test]
@@ -130,15 +130,7 @@ async fn a_failure_is_one_signed_error_event() {
     let lease = acquire_reusable(&client, "env-stream-lost", "run-1")
         .await
         .provider_lease_id;
-    let sandbox = live_sandboxes(&stack).await.remove(0);
-    bridge_tests::http_client()
-        .delete(format!(
-            "{}/_local/containers/{sandbox}",
-            stack.stack.local_sandbox().base_url()
-        ))
-        .send()
-        .await
-        .expect("wipe");
+    wipe_the_only_sandbox(&stack).await;
     let mut outputs = 0;
     let end = client
         .exec_stream(&shell(&lease, "echo never"), |item| {

@@ -188,3 +188,28 @@ pub async fn live_sandboxes(stack: &TestStack) -> Vec<String> {
         .filter_map(|id| id.as_str().map(str::to_owned))
         .collect()
 }
+
+/// Wipes the stack's only sandbox behind the bridge's back, as a container restart would.
+#[allow(dead_code)]
+pub async fn wipe_the_only_sandbox(stack: &TestStack) {
+    let sandboxes = live_sandboxes(stack).await;
+    assert_eq!(
+        sandboxes.len(),
+        1,
+        "expected exactly one sandbox: {sandboxes:?}"
+    );
+    let wiped = bridge_tests::http_client()
+        .delete(format!(
+            "{}/_local/containers/{}",
+            stack.stack.local_sandbox().base_url(),
+            sandboxes[0]
+        ))
+        .send()
+        .await
+        .expect("local-sandbox reachable");
+    assert!(
+        wiped.status().is_success(),
+        "wipe answered {}",
+        wiped.status()
+    );
+}
