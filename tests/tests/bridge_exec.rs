@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bridge_tests::client::ClientError;
 use bridge_worker::api::{
     CancelRequest, CancelResponse, ErrorCode, ExecResult, ExecutionStatus, LeaseDetails,
-    TerminationState,
+    SessionMode, TerminationState,
 };
 use bridge_worker::routes::Route;
 use common::leases::{acquire, command, release, run, shell};
@@ -302,4 +302,66 @@ async fn wait_for_process(needle: &str) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The host starts its callback bridge with `nohup … &` on its control channel and then keeps
+/// sending commands on that channel: a process a command leaves running must never hold the
+/// session (nor be killed to free it), whatever the session mode.
+#[tokio::test]
+async fn a_background_process_never_blocks_the_next_command_in_any_session_mode() {
+    let stack = TestStack::start(|_| {});
+    let client = stack.client();
+    let lease = acquire(&client, "env-background", "run-1")
+        .await
+        .provider_lease_id;
+    let control_channel = BTreeMap::from([(
+        "PAPERCLIP_SANDBOX_EXEC_CHANNEL".to_owned(),
+        "bridge".to_owned(),
+    )]);
+    let modes = [
+        ("named", SessionMode::Named, BTreeMap::new()),
+        ("default", SessionMode::Default, BTreeMap::new()),
+        ("bridge channel", SessionMode::None, control_channel),
+        ("no session", SessionMode::None, BTreeMap::new()),
+    ];
+    for (index, (name, session, env)) in modes.into_iter().enumerate() {
+        let needle = format!("613.{index}");
+        let mut starter = shell(
+            &lease,
+            &format!("nohup sleep {needle} >/dev/null 2>&1 </dev/null & echo started"),
+        );
+        starter.session = session;
+        starter.env = env.clone();
+        let started = run(&client, &starter).await;
+        assert_eq!(
+            (started.exit_code, started.stdout.as_str()),
+            (Some(0), "started\n"),
+            "{name}: {started:?}"
+        );
+        let mut next = command(&lease, &["echo", "next"]);
+        next.session = session;
+        next.env = env;
+        next.timeout_ms = Some(10_000);
+        let begun = Instant::now();
+        let result = run(&client, &next).await;
+        assert!(
+            !result.timed_out && result.exit_code == Some(0) && result.stdout == "next\n",
+            "{name}: the next command waited for the background process: {result:?}"
+        );
+        assert!(
+            begun.elapsed() < Duration::from_secs(5),
+            "{name}: the next command took {:?}",
+            begun.elapsed()
+        );
+        assert!(
+            !processes_matching(&needle).is_empty(),
+            "{name}: the background process was killed"
+        );
+    }
+    release(&client, &lease, false).await;
+    assert!(
+        processes_matching("613.").is_empty(),
+        "releasing the lease ends what its commands left running"
+    );
+    stack.stop_and_check_for_leaks();
 }

@@ -5,7 +5,9 @@
 //! lease sentinel (a sandbox that lost its state is reported instead of running the command
 //! somewhere unexpected) and then `exec`s the command in place, so in the common case running a
 //! command costs no process besides the command itself. Commands of one session name are
-//! serialised with `flock`. The kill script finds every process carrying the marker in its
+//! serialised with `flock` on a descriptor that only the script's shell holds: the shell waits for
+//! the command instead of becoming it, and the command gets the descriptor closed, so a process it
+//! leaves running in the background (the host's `nohup … &`) never holds the session. The kill script finds every process carrying the marker in its
 //! environment, kills their process groups (TERM, grace, KILL) and waits until none is alive:
 //! this reaches the whole tree, including children that started sessions of their own, without
 //! any per-execution file to create or clean up (the SDK's own session timeout leaves commands
@@ -70,18 +72,31 @@ impl CommandScript<'_> {
         } else {
             script.push_str("exec < /dev/null\n");
         }
-        script.push_str("exec");
-        if let Some(name) = self.session_lock {
-            script.push_str(&format!(
-                " flock {}",
-                quote(&format!("{LOCK_DIR}/{name}.lock"))
-            ));
-        }
-        for word in self.argv {
-            script.push(' ');
-            script.push_str(&quote(word));
+        match self.session_lock {
+            Some(name) => {
+                // The lock lives on descriptor 9 of this shell only: the command gets it closed,
+                // so a process it leaves in the background can never hold the session.
+                script.push_str(&format!(
+                    "exec 9>> {} && flock 9 || exit 1\n",
+                    quote(&format!("{LOCK_DIR}/{name}.lock"))
+                ));
+                push_words(&mut script, self.argv);
+                script.push_str(" 9>&-");
+            }
+            None => {
+                script.push_str("exec");
+                push_words(&mut script, self.argv);
+            }
         }
         script
+    }
+}
+
+/// Appends each word, quoted, after a space.
+fn push_words(script: &mut String, words: &[String]) {
+    for word in words {
+        script.push(' ');
+        script.push_str(&quote(word));
     }
 }
 
@@ -146,9 +161,10 @@ pub fn kill_script(execution_id: &str, grace_ms: u64) -> String {
 /// These run the scripts in a real `sh` with real processes, so they exist only on Unix hosts.
 #[cfg(all(test, unix))]
 mod tests {
+    use std::io::Read;
     use std::os::unix::process::CommandExt;
     use std::path::{Path, PathBuf};
-    use std::process::{Command, Output};
+    use std::process::{Child, Command, Output, Stdio};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::{Duration, Instant};
 
@@ -223,7 +239,7 @@ mod tests {
     }
 
     #[test]
-    fn the_command_is_execed_in_place_behind_its_session_lock() {
+    fn the_command_runs_behind_its_session_lock_without_inheriting_it() {
         let argv = words(&["printf", "%s", "it's"]);
         let rendered = CommandScript {
             session_lock: Some("paperclip"),
@@ -237,7 +253,8 @@ mod tests {
             "{rendered}"
         );
         assert!(rendered.ends_with(
-            "exec flock '/tmp/.paperclip-bridge/locks/paperclip.lock' 'printf' '%s' 'it'\\''s'"
+            "exec 9>> '/tmp/.paperclip-bridge/locks/paperclip.lock' && flock 9 || exit 1\n \
+             'printf' '%s' 'it'\\''s' 9>&-"
         ));
         assert!(rendered.contains("/etc/profile"));
         assert!(rendered.contains("exec < \"$c.stdin\"; rm -f -- \"$c.stdin\""));
@@ -365,6 +382,95 @@ mod tests {
             KillOutcome::from_exit_code(again.status.code()),
             KillOutcome::NotRunning
         );
+    }
+
+    /// Starts a command of session `s` and returns it without waiting.
+    fn spawn_in_session(scratch: &Scratch, execution_id: &str, argv: &[String]) -> Child {
+        let cwd = scratch.path().display().to_string();
+        let rendered = CommandScript {
+            execution_id,
+            session_lock: Some("s"),
+            ..script(argv, &[], &cwd)
+        }
+        .render();
+        scratch
+            .command(&rendered, execution_id)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("started")
+    }
+
+    /// Waits up to `limit` for `child`; kills it when it is still running then.
+    fn finishes_within(child: &mut Child, limit: Duration) -> bool {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if child.try_wait().expect("waitable").is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.kill().ok();
+        child.wait().ok();
+        false
+    }
+
+    /// Whether `pid` runs (exists and is not a zombie).
+    fn alive(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        })
+    }
+
+    #[test]
+    fn a_background_process_never_holds_the_session() {
+        let scratch = Scratch::new();
+        std::fs::create_dir_all(scratch.path().join("locks")).expect("lock dir");
+        let starter = words(&[
+            "sh",
+            "-c",
+            "nohup sleep 30 >/dev/null 2>&1 </dev/null & echo $!",
+        ]);
+        let mut first = spawn_in_session(&scratch, "bg-1", &starter);
+        assert!(finishes_within(&mut first, Duration::from_secs(5)));
+        let mut pid = String::new();
+        first
+            .stdout
+            .take()
+            .expect("stdout")
+            .read_to_string(&mut pid)
+            .expect("pid printed");
+        let background: u32 = pid.trim().parse().expect("a pid");
+        assert!(alive(background), "the background process runs on");
+
+        let mut next = spawn_in_session(&scratch, "bg-2", &words(&["true"]));
+        let finished = finishes_within(&mut next, Duration::from_secs(5));
+        let still_alive = alive(background);
+        Command::new("kill")
+            .args(["-KILL", &background.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(
+            finished,
+            "the next command of the session waited for the background process"
+        );
+        assert!(still_alive, "nothing killed the background process");
+    }
+
+    #[test]
+    fn commands_of_one_session_still_wait_for_each_other() {
+        let scratch = Scratch::new();
+        std::fs::create_dir_all(scratch.path().join("locks")).expect("lock dir");
+        let started = Instant::now();
+        let mut first = spawn_in_session(&scratch, "serial-1", &words(&["sleep", "1"]));
+        std::thread::sleep(Duration::from_millis(200));
+        let mut second = spawn_in_session(&scratch, "serial-2", &words(&["true"]));
+        assert!(finishes_within(&mut second, Duration::from_secs(5)));
+        assert!(
+            started.elapsed() >= Duration::from_millis(950),
+            "the second command ran while the first held the session"
+        );
+        assert!(finishes_within(&mut first, Duration::from_secs(5)));
     }
 
     #[test]
