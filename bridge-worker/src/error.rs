@@ -58,9 +58,9 @@ pub enum BridgeError {
         "the sandbox of lease {0} lost its state (it was restarted or wiped); acquire a new lease"
     )]
     SandboxStateLost(String),
-    /// An environment variable name is not a shell identifier; nothing was run.
+    /// No process could receive an environment variable of this name; nothing was run.
     #[error(
-        "environment variable name {0:?} is invalid: names must match ^[A-Za-z_][A-Za-z0-9_]*$"
+        "environment variable name {0:?} is invalid: a name must not be empty and must contain neither '=' nor NUL"
     )]
     InvalidEnvKey(String),
     /// The sandbox failed.

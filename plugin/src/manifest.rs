@@ -45,12 +45,14 @@ struct Driver {
     config_schema: Value,
 }
 
+/// Only what an end-to-end test through the real host proves (`docs/paperclip-host.md`): the host
+/// treats an absent worker-property capability (`persistentProcessSessions`,
+/// `independentControlCommands`) as on once `environmentExecute` is verified, so declaring one
+/// changes nothing, and in 2026.916.1 neither is consulted on the Codex CLI path.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SandboxCapabilities {
     reusable_leases: bool,
-    persistent_process_sessions: bool,
-    independent_control_commands: bool,
 }
 
 /// This build's manifest.
@@ -74,8 +76,6 @@ pub fn manifest() -> Manifest {
             description: "Sandboxes in Cloudflare Sandbox containers, driven through the paperclip-sandbox-bridge Worker.",
             sandbox_capabilities: SandboxCapabilities {
                 reusable_leases: true,
-                persistent_process_sessions: true,
-                independent_control_commands: true,
             },
             config_schema: config_schema(),
         }],

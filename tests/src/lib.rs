@@ -1,10 +1,11 @@
 //! The local stack: `local-sandbox` (a stand-in for the Sandbox container) and the harness that
-//! runs it with the bridge in `wrangler dev`, plus a signed bridge client; shared by the
-//! end-to-end tests and `cargo xtask`.
+//! runs it with the bridge in `wrangler dev`, a signed bridge client, and a driver of the real
+//! Paperclip server; shared by the end-to-end tests and `cargo xtask`.
 
 pub mod client;
 pub mod harness;
 pub mod local_sandbox;
+pub mod paperclip;
 
 /// An HTTP client for tests and tools. The plugin enables reqwest's `rustls-no-provider` in a
 /// workspace build, after which reqwest needs a process-wide crypto provider to build any client;

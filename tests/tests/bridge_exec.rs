@@ -52,12 +52,23 @@ async fn argv_env_and_stdin_arrive_byte_exact() {
     ]);
     assert_eq!(run(&client, &with_env).await.stdout, "hello 'world' $(x)|");
 
+    // The host forwards its server's environment, where names no shell can export are common.
+    let mut exotic_env = command(&lease, &["printenv", "CARGO_BIN_EXE_local-sandbox", "x.y"]);
+    exotic_env.env = BTreeMap::from([
+        (
+            "CARGO_BIN_EXE_local-sandbox".to_owned(),
+            "/bin/x y".to_owned(),
+        ),
+        ("x.y".to_owned(), "it's".to_owned()),
+    ]);
+    assert_eq!(run(&client, &exotic_env).await.stdout, "/bin/x y\nit's\n");
+
     let mut bad_env = shell(&lease, "touch /workspace/ran");
-    bad_env.env = BTreeMap::from([("NOT-VALID".to_owned(), "x".to_owned())]);
+    bad_env.env = BTreeMap::from([("NOT=VALID".to_owned(), "x".to_owned())]);
     match client.post::<ExecResult>(Route::Exec, &bad_env).await {
         Err(ClientError::Api { status, body }) => {
             assert_eq!((status, body.error), (422, ErrorCode::InvalidEnvKey));
-            assert!(body.message.contains("NOT-VALID"), "{}", body.message);
+            assert!(body.message.contains("NOT=VALID"), "{}", body.message);
         }
         other => panic!("expected 422, got {other:?}"),
     }

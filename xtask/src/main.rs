@@ -20,7 +20,9 @@ commands:
   setup   install what is missing: wasm32 target, npm packages, worker-build, wasm-bindgen-cli
   build   build the bridge Worker (bridge-worker/build/) with the pinned tools
   dev     start the local stack and keep it up until Ctrl-C; writes target/local-stack.env
-  demo    set up, build, start the local stack and exercise the bridge end to end
+  demo    set up, build, start the local stack and a real Paperclip server, install the plugin
+          and run one agent heartbeat in a sandbox (--keep: stay up afterwards until Ctrl-C;
+          --no-host: drive the plugin alone, without the Paperclip server)
   package build the plugin's npm package (directory and tarball) with the optimised binary
   manifest  rewrite plugin/npm/dist/manifest.js from the binary's manifest
   bench   measure round-trip overhead, streaming throughput and memory, Worker size
@@ -38,7 +40,9 @@ fn main() -> ExitCode {
         ["setup"] => setup::run(),
         ["build"] => build::run(),
         ["dev"] => stack::dev(),
-        ["demo"] => setup::run().and_then(|()| stack::demo()),
+        ["demo"] => setup::run().and_then(|()| stack::demo(false)),
+        ["demo", "--keep"] => setup::run().and_then(|()| stack::demo(true)),
+        ["demo", "--no-host"] => setup::run().and_then(|()| stack::demo_plugin_only()),
         ["package"] => package::run(),
         ["manifest"] => package::manifest(),
         ["bench"] => setup::run().and_then(|()| bench::run()),

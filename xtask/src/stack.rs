@@ -2,10 +2,12 @@
 
 use std::fs;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use bridge_tests::harness::plugin_package::assemble;
 use bridge_tests::harness::{LocalStack, StackOptions};
+use bridge_tests::paperclip::{Deployment, FakeAgent};
 use paperclip_cloudflare_bridge::manifest::DRIVER_KEY;
 use serde_json::json;
 
@@ -63,9 +65,105 @@ async fn wait_for_termination() -> Result<()> {
     Ok(())
 }
 
-/// The main job: the local stack, driven through the native plugin exactly as the Paperclip host
-/// drives a provider for one run.
-pub fn demo() -> Result<()> {
+/// The main job: the local stack and a real Paperclip server with the plugin installed from its
+/// package, as an operator sets them up, running one heartbeat of an agent in a sandbox behind the
+/// bridge; with `keep`, everything stays up afterwards until Ctrl-C, to look at the run.
+pub fn demo(keep: bool) -> Result<()> {
+    build::worker()?;
+    let local_sandbox = build::local_sandbox()?;
+    let package = assemble(
+        &repo_root().join("target/local-stack/demo-package"),
+        &build::plugin()?,
+    )?;
+    announce("starting the local stack and a Paperclip server, installing the plugin");
+    let runtime = tokio::runtime::Runtime::new()?;
+    let started = Instant::now();
+    let deployment = Deployment::start(&local_sandbox, &package, &runtime)?;
+    println!(
+        "    ready in {:.1} s: board {}, bridge {}, plugin {} {}",
+        started.elapsed().as_secs_f64(),
+        deployment.server().url(),
+        deployment.stack().bridge_url(),
+        deployment.plugin().plugin_key,
+        deployment.plugin().status
+    );
+    runtime.block_on(demo_run(&deployment))?;
+    if keep {
+        println!("\nEverything stays up; press Ctrl-C to stop.");
+        runtime.block_on(wait_for_termination())?;
+    } else {
+        println!("  (the server stops now; `cargo xtask demo --keep` keeps it up to open the run)");
+    }
+    announce("stopping the server and the local stack");
+    let leaked = deployment.stop();
+    if !leaked.is_empty() {
+        bail!("sandbox processes outlived the stack: {leaked:?}");
+    }
+    Ok(())
+}
+
+/// One environment, one agent, one heartbeat, printed as it happens.
+async fn demo_run(deployment: &Deployment) -> Result<()> {
+    announce("creating a sandbox environment on the bridge and probing it");
+    let environment = deployment
+        .create_environment("Cloudflare bridge (local stack)", &json!({}))
+        .await?;
+    let probe = deployment
+        .api()
+        .probe_environment(deployment.company(), &environment)
+        .await?;
+    println!("    {}", probe.summary);
+    if !probe.ok {
+        bail!("the environment's probe failed: {:?}", probe.details);
+    }
+    announce("running one heartbeat of a Codex agent (a fake Codex CLI) in the sandbox");
+    let agent = deployment
+        .create_agent(
+            "Demo agent",
+            &environment,
+            &FakeAgent {
+                message: Some("Hello from a Cloudflare sandbox".into()),
+                work_seconds: 2,
+                ..FakeAgent::default()
+            },
+        )
+        .await?;
+    let requests_before = deployment.bridge_requests().len();
+    let started = Instant::now();
+    let run_id = deployment.api().invoke_heartbeat(&agent).await?;
+    let run = deployment
+        .follow_run(&run_id, Duration::from_secs(300), |entry, _| {
+            for line in entry.chunk.lines() {
+                println!("    │ {}: {line}", entry.stream);
+            }
+        })
+        .await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let requests = deployment.bridge_requests().len() - requests_before;
+    println!(
+        "\nsummary: heartbeat run {} {} in {seconds:.1} s (exit code {}), {requests} bridge requests\n  \
+         agent said: {}\n  \
+         the run:    {}",
+        run.id,
+        run.status,
+        run.exit_code
+            .map_or_else(|| "none".to_owned(), |code| code.to_string()),
+        run.summary().unwrap_or("(nothing)"),
+        deployment.run_url(&agent, &run.id)
+    );
+    if run.status != "succeeded" {
+        bail!(
+            "the heartbeat run ended {}: {}",
+            run.status,
+            run.error.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// The plugin alone (`demo --no-host`): the local stack, driven through the native plugin
+/// exactly as the Paperclip host drives a provider for one run.
+pub fn demo_plugin_only() -> Result<()> {
     let stack = start("demo")?;
     let plugin = build::plugin()?;
     let (key_id, secret) = stack.keys().primary.clone();

@@ -7,4 +7,7 @@ mod plan;
 
 pub use conclusion::{Conclusion, Unconcluded};
 pub use output::{Chunk, Ending, OutputStream, OutputTracker, Retained, Step};
-pub use plan::{DEFAULT_TIMEOUT_MS, EXEC_CHANNEL_VAR, ExecPlan, MAX_TIMEOUT_MS, execution_id};
+pub use plan::{
+    DEFAULT_TIMEOUT_MS, EXEC_CHANNEL_VAR, ExecPlan, MAX_TIMEOUT_MS, execution_id,
+    is_shell_identifier,
+};

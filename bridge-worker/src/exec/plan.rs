@@ -63,7 +63,7 @@ impl ExecPlan {
         let mut session = request.session;
         let mut env = Vec::with_capacity(request.env.len());
         for (key, value) in request.env {
-            if !is_env_key(&key) {
+            if !is_env_name(&key) {
                 return Err(BridgeError::InvalidEnvKey(key));
             }
             if key == EXEC_CHANNEL_VAR && value == "bridge" {
@@ -76,6 +76,14 @@ impl ExecPlan {
                 )));
             }
             env.push((key, value));
+        }
+        if argv[0].contains('=')
+            && let Some((name, _)) = env.iter().find(|(name, _)| !is_shell_identifier(name))
+        {
+            return Err(BridgeError::InvalidRequest(format!(
+                "the command {:?} contains '=', which env(1) would take for a variable, and {name:?} is not a shell identifier, so only env(1) can pass it",
+                argv[0]
+            )));
         }
         let timeout_ms = request.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
         if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
@@ -112,8 +120,16 @@ impl ExecPlan {
     }
 }
 
-/// `^[A-Za-z_][A-Za-z0-9_]*$`.
-pub fn is_env_key(key: &str) -> bool {
+/// A name a process can receive in its environment: not empty, without `=` or NUL. Hosts pass
+/// their own environment on (Paperclip forwards its server's, where a name such as
+/// `CARGO_BIN_EXE_local-sandbox` is ordinary), so more than shell identifiers must get through.
+pub fn is_env_name(key: &str) -> bool {
+    !key.is_empty() && !key.contains(['=', '\0'])
+}
+
+/// `^[A-Za-z_][A-Za-z0-9_]*$`: a name the shell can `export`; other names reach the command
+/// through env(1).
+pub fn is_shell_identifier(key: &str) -> bool {
     let mut bytes = key.bytes();
     bytes
         .next()
@@ -163,16 +179,46 @@ mod tests {
     }
 
     #[test]
-    fn invalid_env_keys_are_422() {
-        for key in ["1ABC", "A-B", "", "A B", "É"] {
+    fn env_names_without_equals_or_nul_are_accepted() {
+        for key in ["1ABC", "A-B", "A B", "É", "CARGO_BIN_EXE_local-sandbox"] {
+            let request = ExecRequest {
+                env: BTreeMap::from([(key.to_owned(), "v".to_owned())]),
+                ..request()
+            };
+            let plan = ExecPlan::from_request(request, "gen".into()).expect(key);
+            assert_eq!(plan.env, [(key.to_owned(), "v".to_owned())]);
+            assert!(!is_shell_identifier(key), "{key}");
+        }
+        assert!(is_shell_identifier("_PATH_2"));
+    }
+
+    #[test]
+    fn a_command_with_equals_cannot_take_names_only_env_can_pass() {
+        let request = ExecRequest {
+            command: "./a=b".into(),
+            env: BTreeMap::from([("A-B".to_owned(), "v".to_owned())]),
+            ..request()
+        };
+        let error = ExecPlan::from_request(request.clone(), "gen".into()).expect_err("ambiguous");
+        assert_eq!(error.status(), 400);
+        assert!(error.to_string().contains("./a=b"), "{error}");
+        let with_identifiers = ExecRequest {
+            env: BTreeMap::from([("A_B".to_owned(), "v".to_owned())]),
+            ..request
+        };
+        assert!(ExecPlan::from_request(with_identifiers, "gen".into()).is_ok());
+    }
+
+    #[test]
+    fn invalid_env_names_are_422() {
+        for key in ["", "A=B", "A\0B"] {
             let request = ExecRequest {
                 env: BTreeMap::from([(key.to_owned(), "v".to_owned())]),
                 ..request()
             };
             let error = ExecPlan::from_request(request, "gen".into()).expect_err(key);
-            assert_eq!(error.status(), 422, "{key}");
+            assert_eq!(error.status(), 422, "{key:?}");
         }
-        assert!(is_env_key("_PATH_2"));
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! running, so it is never relied on).
 
 use super::{LOCK_DIR, SENTINEL_PATH, execution_prefix, quote};
+use crate::exec::is_shell_identifier;
 
 /// Environment variable marking every process of an execution; its value is the execution id.
 pub const EXECUTION_ENV_VAR: &str = "PAPERCLIP_BRIDGE_EXECUTION";
@@ -34,7 +35,8 @@ pub struct CommandScript<'a> {
     pub session_lock: Option<&'a str>,
     /// Working directory.
     pub cwd: &'a str,
-    /// Environment additions; keys already validated as shell identifiers.
+    /// Environment additions, names already validated: shell identifiers are exported, other
+    /// names are handed to the command by env(1) (no shell can export them).
     pub env: &'a [(String, String)],
     /// The argv, `command` first.
     pub argv: &'a [String],
@@ -64,9 +66,20 @@ impl CommandScript<'_> {
             );
         }
         script.push_str(&format!("cd -- {} || exit 1\n", quote(self.cwd)));
+        let mut passed_by_env = Vec::new();
         for (key, value) in self.env {
-            script.push_str(&format!("export {key}={}\n", quote(value)));
+            if is_shell_identifier(key) {
+                script.push_str(&format!("export {key}={}\n", quote(value)));
+            } else {
+                passed_by_env.push(format!("{key}={value}"));
+            }
         }
+        let mut argv = Vec::with_capacity(self.argv.len() + passed_by_env.len() + 1);
+        if !passed_by_env.is_empty() {
+            argv.push("env".to_owned());
+            argv.append(&mut passed_by_env);
+        }
+        argv.extend(self.argv.iter().cloned());
         if self.staged_stdin {
             script.push_str("exec < \"$c.stdin\"; rm -f -- \"$c.stdin\"\n");
         } else {
@@ -80,12 +93,12 @@ impl CommandScript<'_> {
                     "exec 9>> {} && flock 9 || exit 1\n",
                     quote(&format!("{LOCK_DIR}/{name}.lock"))
                 ));
-                push_words(&mut script, self.argv);
+                push_words(&mut script, &argv);
                 script.push_str(" 9>&-");
             }
             None => {
                 script.push_str("exec");
-                push_words(&mut script, self.argv);
+                push_words(&mut script, &argv);
             }
         }
         script
@@ -293,6 +306,32 @@ mod tests {
         let argv = words(&["sh", "-c", "printf %s \"$VALUE\"; pwd"]);
         let output = run(&scratch, &script(&argv, &env, &cwd));
         assert_eq!(output.stdout, format!("{}{cwd}\n", env[0].1).into_bytes());
+    }
+
+    #[test]
+    fn names_no_shell_can_export_reach_the_command_through_env() {
+        let scratch = Scratch::new();
+        let cwd = scratch.path().display().to_string();
+        let env = [
+            ("x.y-z".to_owned(), "dotted 'value'".to_owned()),
+            ("PLAIN".to_owned(), "plain".to_owned()),
+        ];
+        let argv = words(&["printenv", "x.y-z", "PLAIN"]);
+        let output = run(&scratch, &script(&argv, &env, &cwd));
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "dotted 'value'\nplain\n"
+        );
+        let rendered = CommandScript {
+            session_lock: Some("s"),
+            ..script(&argv, &env, &cwd)
+        }
+        .render();
+        assert!(
+            rendered
+                .ends_with(r"'env' 'x.y-z=dotted '\''value'\''' 'printenv' 'x.y-z' 'PLAIN' 9>&-"),
+            "{rendered}"
+        );
     }
 
     #[test]

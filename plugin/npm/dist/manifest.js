@@ -24,9 +24,7 @@ export default {
       "displayName": "Cloudflare Sandbox (bridge)",
       "description": "Sandboxes in Cloudflare Sandbox containers, driven through the paperclip-sandbox-bridge Worker.",
       "sandboxCapabilities": {
-        "reusableLeases": true,
-        "persistentProcessSessions": true,
-        "independentControlCommands": true
+        "reusableLeases": true
       },
       "configSchema": {
         "properties": {

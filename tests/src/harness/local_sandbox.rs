@@ -81,6 +81,17 @@ impl LocalSandboxServer {
         read_log(&self.state_dir)
     }
 
+    /// Kills every process of sandbox `id` and wipes its files behind the bridge's back, as a
+    /// container restart would.
+    pub async fn wipe(&self, id: &str) -> Result<(), reqwest::Error> {
+        crate::http_client()
+            .delete(format!("{}/_local/containers/{id}", self.base_url()))
+            .send()
+            .await?
+            .error_for_status()
+            .map(drop)
+    }
+
     /// SIGTERM, up to 8 s for the server to kill its sandboxes' processes and exit, then SIGKILL
     /// (dropping does the same).
     pub fn stop(&mut self) {

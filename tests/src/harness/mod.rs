@@ -3,13 +3,16 @@
 //! with everything it spawned, when its handle is dropped — also when a test panics.
 
 pub mod local_sandbox;
+pub mod paperclip;
 pub mod plugin_package;
 mod process;
 mod stack;
 mod wrangler;
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub use process::ProcessGroup;
 pub use stack::{LocalStack, StackKeys, StackOptions, write_private};
@@ -64,4 +67,25 @@ pub fn free_loopback_addr() -> std::io::Result<SocketAddr> {
 pub fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// `GET path` over a bare HTTP/1.0 exchange, for readiness checks before any async runtime
+/// exists: the status code and the body.
+pub fn http_get(addr: SocketAddr, path: &str) -> io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let response = String::from_utf8_lossy(&response);
+    let invalid = || io::Error::new(io::ErrorKind::InvalidData, "not an HTTP response");
+    let status = response
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(invalid)?;
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    Ok((status, body.to_owned()))
 }

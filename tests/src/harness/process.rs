@@ -28,6 +28,22 @@ impl ProcessGroup {
         })
     }
 
+    /// Like [`Self::spawn`], and the kernel also sends the leader SIGTERM when the calling thread
+    /// ends, so the group cannot outlive a program that dies without unwinding (killed, aborted).
+    /// Call it from the thread that lives as long as the program (its main thread).
+    pub fn spawn_bound_to_caller(name: &'static str, mut command: Command) -> io::Result<Self> {
+        // SAFETY: the closure only calls prctl, which is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Self::spawn(name, command)
+    }
+
     /// Process id of the group leader (also the group id).
     pub fn pid(&self) -> u32 {
         self.child.id()

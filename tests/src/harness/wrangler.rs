@@ -1,15 +1,14 @@
 //! `wrangler dev --env local`: the bridge Worker in local workerd.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use super::process::ProcessGroup;
-use super::{HarnessError, repo_root, tail};
+use super::{HarnessError, http_get, repo_root, tail};
 
 /// How long workerd may take to answer its first request.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
@@ -129,7 +128,7 @@ impl WranglerDev {
     fn wait_until_ready(&mut self) -> Result<(), HarnessError> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            if healthz(self.addr).is_ok_and(|status| status == 200) {
+            if http_get(self.addr, "/healthz").is_ok_and(|(status, _)| status == 200) {
                 return Ok(());
             }
             if let Some(status) = self.group.exit_status()? {
@@ -157,17 +156,4 @@ pub fn prepend_path(dir: &Path) -> String {
         Ok(path) if !path.is_empty() => format!("{}:{path}", dir.display()),
         _ => dir.display().to_string(),
     }
-}
-
-/// Status code of `GET /healthz`, over a bare HTTP/1.0 exchange.
-fn healthz(addr: SocketAddr) -> io::Result<u16> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET /healthz HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head)?;
-    std::str::from_utf8(&head[9..12])
-        .ok()
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an HTTP response"))
 }

@@ -39,5 +39,5 @@ mod time;
 mod utf8;
 
 pub use launcher::{SANDBOX_ID_VAR, STATE_DIR_VAR};
-pub use proctree::processes_with_env;
+pub use proctree::{processes_with_cmdline, processes_with_env};
 pub use server::{ServerError, run};

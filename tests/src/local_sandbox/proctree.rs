@@ -83,6 +83,26 @@ pub fn processes_with_env(vars: &[(&str, &str)]) -> Vec<u32> {
         .collect()
 }
 
+/// Live processes whose command line contains `needle` (its arguments joined by spaces), for
+/// tests that look for what a command left running.
+pub fn processes_with_cmdline(needle: &str) -> Vec<u32> {
+    all_processes()
+        .into_iter()
+        .filter(|stat| stat.is_live())
+        .filter(|stat| {
+            fs::read(format!("/proc/{}/cmdline", stat.pid)).is_ok_and(|cmdline| {
+                let words: Vec<String> = cmdline
+                    .split(|byte| *byte == 0)
+                    .filter(|word| !word.is_empty())
+                    .map(|word| String::from_utf8_lossy(word).into_owned())
+                    .collect();
+                words.join(" ").contains(needle)
+            })
+        })
+        .filter_map(|stat| u32::try_from(stat.pid).ok())
+        .collect()
+}
+
 /// Which processes a termination is aimed at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Targets {

@@ -150,21 +150,7 @@ pub mod leases {
 /// The ids of live processes whose command line contains `needle` (host-wide).
 #[allow(dead_code)]
 pub fn processes_matching(needle: &str) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let state = stat
-                .rsplit_once(") ")
-                .map(|(_, rest)| rest.starts_with('Z'));
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            state == Some(false) && String::from_utf8_lossy(&cmdline).contains(needle)
-        })
-        .collect()
+    bridge_tests::local_sandbox::processes_with_cmdline(needle)
 }
 
 /// Sandbox ids local-sandbox currently has state for.
@@ -198,18 +184,10 @@ pub async fn wipe_the_only_sandbox(stack: &TestStack) {
         1,
         "expected exactly one sandbox: {sandboxes:?}"
     );
-    let wiped = bridge_tests::http_client()
-        .delete(format!(
-            "{}/_local/containers/{}",
-            stack.stack.local_sandbox().base_url(),
-            sandboxes[0]
-        ))
-        .send()
+    stack
+        .stack
+        .local_sandbox()
+        .wipe(&sandboxes[0])
         .await
-        .expect("local-sandbox reachable");
-    assert!(
-        wiped.status().is_success(),
-        "wipe answered {}",
-        wiped.status()
-    );
+        .expect("local-sandbox wipes the sandbox");
 }

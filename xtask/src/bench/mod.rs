@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: the performance numbers of DESIGN §10 that the local stack can measure,
 //! as medians and percentiles over many runs, printed as a table and written as JSON.
 
+mod heartbeat;
 mod plugin;
 
 use std::fs;
@@ -43,17 +44,20 @@ pub fn run() -> Result<()> {
         fs::remove_dir_all(&work_dir)?;
     }
     announce("bench: starting the local stack (optimised local-sandbox)");
-    let stack = LocalStack::start(&StackOptions::new(local_sandbox, &work_dir))?;
+    let stack = LocalStack::start(&StackOptions::new(&local_sandbox, &work_dir))?;
     let (key_id, secret) = &stack.keys().primary;
     let client = BridgeClient::new(&stack.bridge_url(), stack.bridge_host(), key_id, secret)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let report = runtime.block_on(measure(&stack, &client))?;
     let plugin = runtime.block_on(plugin::measure(&stack, &package, &plugin_binary))?;
+    drop(stack);
+    let heartbeat = heartbeat::measure(&local_sandbox, &package, &runtime)?;
     let wasm = fs::read(repo_root().join("bridge-worker/build/index_bg.wasm"))?;
     let report = json!({
         "roundTrip": report.round_trip,
         "streaming": report.streaming,
         "plugin": plugin,
+        "heartbeat": heartbeat,
         "worker": { "wasmBytes": wasm.len(), "wasmGzipBytes": build::gzipped_len(&wasm)? },
     });
     print_table(&report);
@@ -353,6 +357,23 @@ fn print_table(report: &serde_json::Value) {
         (
             "execute via the worker manager, p99 (ms)",
             &report["plugin"]["managerExecuteRoundTripMs"]["p99"],
+        ),
+        (
+            "heartbeat runs succeeded (of 20 in a row)",
+            &report["heartbeat"]["succeeded"],
+        ),
+        ("heartbeat runs hung", &report["heartbeat"]["hung"]),
+        (
+            "heartbeat run wall time, p50 (ms)",
+            &report["heartbeat"]["wallMs"]["p50"],
+        ),
+        (
+            "heartbeat run wall time, max (ms)",
+            &report["heartbeat"]["wallMs"]["max"],
+        ),
+        (
+            "bridge requests per heartbeat run, median",
+            &report["heartbeat"]["bridgeRequestsPerRun"],
         ),
     ];
     for (name, value) in rows {
