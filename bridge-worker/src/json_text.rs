@@ -30,6 +30,20 @@ impl JsonText {
         self.0.get()
     }
 
+    /// The literal without its quotes: the encoded text.
+    pub fn inner(&self) -> &str {
+        let literal = self.as_json();
+        literal.get(1..literal.len() - 1).unwrap_or_default()
+    }
+
+    /// A literal from encoded text (as [`Self::inner`] returns it); `None` unless it is valid.
+    pub fn from_inner(inner: &str) -> Option<Self> {
+        RawValue::from_string(format!("\"{inner}\""))
+            .ok()
+            .filter(|raw| raw.get().starts_with('"'))
+            .map(Self)
+    }
+
     /// Whether it encodes the empty string.
     pub fn is_empty(&self) -> bool {
         self.as_json() == "\"\""
@@ -145,6 +159,18 @@ mod tests {
         let escaped: JsonText = serde_json::from_str(r#""\u00e9\ud83d\ude00\/x""#).expect("valid");
         assert_eq!(escaped.decoded_len(), "é😀/x".len());
         assert_eq!(escaped.decode(), "é😀/x");
+    }
+
+    #[test]
+    fn encoded_text_splits_into_valid_literals() {
+        let text = JsonText::from_text("a\n\"b\"").expect("encodable");
+        assert_eq!(text.inner(), r#"a\n\"b\""#);
+        let (left, right) = text.inner().split_at(3);
+        let joined = JsonText::from_inner(left).expect("valid").decode()
+            + &JsonText::from_inner(right).expect("valid").decode();
+        assert_eq!(joined, "a\n\"b\"");
+        assert!(JsonText::from_inner(r#"bad"quote"#).is_none());
+        assert!(JsonText::from_inner(r"dangling\").is_none());
     }
 
     #[test]

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use bridge_tests::client::ClientError;
+use bridge_tests::client::{ClientError, StreamEnd, StreamItem};
 use bridge_worker::api::{
     CancelRequest, CancelResponse, ErrorCode, ExecResult, ExecutionStatus, LeaseDetails,
     SessionMode, TerminationState,
@@ -374,5 +374,73 @@ async fn a_background_process_never_blocks_the_next_command_in_any_session_mode(
         processes_matching("613.").is_empty(),
         "releasing the lease ends what its commands left running"
     );
+    stack.stop_and_check_for_leaks();
+}
+
+/// A command that leaves a process running with its output pipes inherited (`server &`): the
+/// container keeps reading those pipes until that process exits, but the command's result — JSON
+/// or stream — arrives as soon as the command itself has exited, with exactly its own output.
+#[tokio::test]
+async fn a_background_process_holding_the_output_never_holds_the_result() {
+    let stack = TestStack::start(|_| {});
+    let client = stack.client();
+    let lease = acquire(&client, "env-held-pipes", "run-1")
+        .await
+        .provider_lease_id;
+    let mut json = shell(
+        &lease,
+        "sleep 617.1 & echo started; echo on-stderr >&2; exit 3",
+    );
+    json.timeout_ms = Some(20_000);
+    let begun = Instant::now();
+    let result = run(&client, &json).await;
+    assert!(
+        begun.elapsed() < Duration::from_secs(5),
+        "the JSON result waited {:?}",
+        begun.elapsed()
+    );
+    assert_eq!(
+        (
+            result.exit_code,
+            result.timed_out,
+            result.stdout.as_str(),
+            result.stderr.as_str()
+        ),
+        (Some(3), false, "started\n", "on-stderr\n"),
+        "{result:?}"
+    );
+
+    let mut streamed = shell(&lease, "sleep 617.2 & printf 'streamed'");
+    streamed.timeout_ms = Some(20_000);
+    let begun = Instant::now();
+    let mut output = Vec::new();
+    let end = client
+        .exec_stream(&streamed, |item| {
+            if let StreamItem::Output { data, .. } = item {
+                output.extend_from_slice(data.as_bytes());
+            }
+        })
+        .await
+        .expect("stream");
+    assert!(
+        begun.elapsed() < Duration::from_secs(5),
+        "the stream waited {:?}",
+        begun.elapsed()
+    );
+    let StreamEnd::Complete(result) = end else {
+        panic!("expected complete, got {end:?}");
+    };
+    assert_eq!((result.exit_code, result.stdout_bytes), (Some(0), 8));
+    assert_eq!(output, b"streamed");
+    for needle in ["617.1", "617.2"] {
+        assert!(
+            !processes_matching(needle).is_empty(),
+            "the background process {needle} was killed"
+        );
+    }
+    let next = run(&client, &command(&lease, &["echo", "next"])).await;
+    assert_eq!(next.stdout, "next\n");
+    release(&client, &lease, false).await;
+    assert!(processes_matching("617.").is_empty());
     stack.stop_and_check_for_leaks();
 }

@@ -20,6 +20,12 @@ use bridge_tests::local_sandbox::{SANDBOX_ID_VAR, processes_with_cmdline, proces
 use bridge_tests::paperclip::deployment::{PLUGIN_KEY, PROVIDER};
 use bridge_tests::paperclip::{Deployment, FakeAgent, HeartbeatRun};
 
+use bridge_worker::api::{
+    AcquireLeaseRequest, ExecRequest, ExecResult, ExecutionStatus, LeaseDetails, LeaseResponse,
+    ReleaseLeaseRequest, ResumeLeaseRequest, TerminationReceipt,
+};
+use bridge_worker::routes::Route;
+use bridge_worker::script::LEASE_ENV_VAR;
 use serde_json::json;
 
 /// Longest a heartbeat run of the fake agent may take.
@@ -28,7 +34,7 @@ const RUN_LIMIT: Duration = Duration::from_secs(120);
 type Scenario = fn(Arc<Deployment>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Every scenario, by name.
-const SCENARIOS: [(&str, Scenario); 6] = [
+const SCENARIOS: [(&str, Scenario); 7] = [
     ("the_plugin_installs_and_every_probe_passes", |d| {
         Box::pin(the_plugin_installs_and_every_probe_passes(d))
     }),
@@ -47,6 +53,10 @@ const SCENARIOS: [(&str, Scenario); 6] = [
     ("stopping_a_run_leaves_nothing_running", |d| {
         Box::pin(stopping_a_run_leaves_nothing_running(d))
     }),
+    (
+        "stopping_a_run_in_its_start_up_cancels_its_active_work",
+        |d| Box::pin(stopping_a_run_in_its_start_up_cancels_its_active_work(d)),
+    ),
 ];
 
 fn main() -> ExitCode {
@@ -488,6 +498,150 @@ async fn stopping_a_run_leaves_nothing_running(deployment: Arc<Deployment>) {
             .is_none_or(|summary| !summary.contains("should never be seen")),
         "a stopped run reported the agent's message: {run:?}"
     );
+}
+
+/// The lock directory of the host's process-session script sync: while it exists without an
+/// owner, the sync waits for it (30 s, then fails), inside the ACP engine's start-up.
+const PROCESS_SESSION_LOCK: &str = "/workspace/paperclip/.paperclip-runtime/codex_local/process-sessions/.paperclip-process-session-script.lock";
+
+/// The one stop that reaches the provider: the ACP engine's start-up, stopped from the board.
+/// The host then releases the lease with `cancelActiveWork` and waits for the receipt before it
+/// answers the Stop; the bridge kills the commands in flight and everything the lease's commands
+/// left running in the background, keeps the reusable sandbox warm, and answers only then. The
+/// test prepares the sandbox through the bridge first: a lock that holds a start-up step (so the
+/// stop lands while start-up runs) and a background process, as an earlier command leaves one.
+async fn stopping_a_run_in_its_start_up_cancels_its_active_work(deployment: Arc<Deployment>) {
+    let api = deployment.api();
+    let environment = deployment
+        .create_environment(
+            "stopping-start-up",
+            &json!({ "reuseLease": true, "keepAlive": true }),
+        )
+        .await
+        .expect("environment");
+    let provider_lease = format!("pc-env-{environment}");
+    let bridge = deployment.bridge_client().expect("bridge client");
+    let prepared: LeaseResponse = bridge
+        .post(
+            Route::AcquireLease,
+            &AcquireLeaseRequest {
+                environment_id: environment.clone(),
+                run_id: "prepare".into(),
+                reuse_lease: true,
+                keep_alive: true,
+                ..AcquireLeaseRequest::default()
+            },
+        )
+        .await
+        .expect("acquire");
+    assert_eq!(prepared.provider_lease_id, provider_lease);
+    let prepare = ExecRequest {
+        provider_lease_id: provider_lease.clone(),
+        command: "sh".into(),
+        args: vec![
+            "-c".into(),
+            format!(
+                "mkdir -p '{PROCESS_SESSION_LOCK}' && nohup sleep 619.1 >/dev/null 2>&1 </dev/null &"
+            ),
+        ],
+        ..ExecRequest::default()
+    };
+    let made: ExecResult = bridge.post(Route::Exec, &prepare).await.expect("prepare");
+    assert_eq!(made.exit_code, Some(0), "{made:?}");
+    let _: TerminationReceipt = bridge
+        .post(
+            Route::ReleaseLease,
+            &ReleaseLeaseRequest {
+                provider_lease_id: provider_lease.clone(),
+                cancel_active_work: false,
+                destroy: false,
+            },
+        )
+        .await
+        .expect("release");
+
+    let agent = deployment
+        .create_agent(
+            "ACP agent",
+            &environment,
+            &FakeAgent {
+                acp: true,
+                ..FakeAgent::default()
+            },
+        )
+        .await
+        .expect("agent");
+    let run_id = api.invoke_heartbeat(&agent).await.expect("invoke");
+    let started = Instant::now();
+    while processes_with_cmdline(".paperclip-process-session-script.lock").is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the start-up never reached the process-session sync: {:?}",
+            api.run(&run_id).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let lease_processes = [(LEASE_ENV_VAR, provider_lease.as_str())];
+    assert!(!processes_with_env(&lease_processes).is_empty());
+    assert!(
+        !processes_with_cmdline("sleep 619.1").is_empty(),
+        "the earlier command's background process runs"
+    );
+
+    let stopped = api
+        .cancel_run(&run_id)
+        .await
+        .expect("the stop is confirmed");
+    assert_eq!(stopped.status, "cancelled", "{stopped:?}");
+    let left = processes_with_env(&lease_processes);
+    assert!(
+        left.is_empty(),
+        "processes of the lease were alive when the host had the receipt: {left:?}"
+    );
+    let lease = deployment
+        .settled_lease(&environment, &run_id, RUN_LIMIT)
+        .await
+        .expect("the host lets go of the lease");
+    assert_eq!(lease.status, "released", "{lease:?}");
+    assert_eq!(
+        lease.metadata["remoteExecutionTermination"]["state"], "stopped",
+        "{lease:?}"
+    );
+    let details: LeaseDetails = bridge
+        .fetch(Route::InspectLease(provider_lease.clone()))
+        .await
+        .expect("inspect");
+    assert!(
+        details
+            .executions
+            .iter()
+            .any(|execution| execution.status == ExecutionStatus::Cancelled),
+        "the release cancelled no execution: {:?}",
+        details.executions
+    );
+    let _: LeaseResponse = bridge
+        .post(
+            Route::ResumeLease,
+            &ResumeLeaseRequest {
+                provider_lease_id: provider_lease.clone(),
+                ..ResumeLeaseRequest::default()
+            },
+        )
+        .await
+        .expect("the sandbox stayed warm");
+    let after: ExecResult = bridge
+        .post(
+            Route::Exec,
+            &ExecRequest {
+                provider_lease_id: provider_lease,
+                command: "test".into(),
+                args: vec!["-d".into(), PROCESS_SESSION_LOCK.into()],
+                ..ExecRequest::default()
+            },
+        )
+        .await
+        .expect("exec");
+    assert_eq!(after.exit_code, Some(0), "the sandbox kept its files");
 }
 
 /// A fresh environment on the bridge and a fake agent whose runs use it.

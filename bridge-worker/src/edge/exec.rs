@@ -17,10 +17,10 @@ use super::sandbox_stub::Sandbox;
 use crate::api::{ExecRequest, ExecResult, ExecutionStatus, StreamFailure};
 use crate::auth::{Authenticated, StreamOutcome};
 use crate::error::BridgeError;
-use crate::exec::{Chunk, Conclusion, Ending, ExecPlan, OutputTracker, Unconcluded};
+use crate::exec::{Chunk, Conclusion, EndRecord, Ending, ExecPlan, OutputTracker, Unconcluded};
 use crate::lease::protocol::{ExecutionEnded, ExecutionTicket, LeaseCommand};
 use crate::sandbox::{ContainerEvent, SandboxError, SandboxId};
-use crate::script::{CommandScript, EXECUTION_ENV_VAR, stdin_path};
+use crate::script::{CommandScript, EXECUTION_ENV_VAR, LEASE_ENV_VAR, stdin_path};
 use crate::sse::{SseDecoder, SseItem, encode_comment, encode_event};
 
 /// Longest silence before a heartbeat comment.
@@ -36,6 +36,7 @@ struct Running {
     sandbox: Sandbox,
     env: Env,
     output: ByteStream,
+    end_record: EndRecord,
     started_ms: u64,
 }
 
@@ -79,7 +80,7 @@ pub async fn run_to_completion(
 ) -> Result<ExecResult, BridgeError> {
     let running = start(env, request).await?;
     let limit = usize::try_from(max_output_bytes).unwrap_or(usize::MAX);
-    drive(running, OutputTracker::new(Some(limit)), &mut Sink::Collect).await
+    drive(running, Some(limit), &mut Sink::Collect).await
 }
 
 /// Serves `POST /exec` as an SSE stream; errors before the command starts are ordinary replies.
@@ -92,7 +93,7 @@ pub async fn run_streaming(
     let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
     wasm_bindgen_futures::spawn_local(async move {
         let mut sink = Sink::Stream(sender);
-        let outcome = drive(running, OutputTracker::new(None), &mut sink).await;
+        let outcome = drive(running, None, &mut sink).await;
         let terminal = terminal_event(outcome, &authenticated);
         sink.send(terminal).await;
     });
@@ -151,10 +152,12 @@ fn terminal_event(
 
 /// Validates, journals, stages stdin and starts the command.
 async fn start(env: &Env, request: ExecRequest) -> Result<Running, BridgeError> {
-    let mut random = [0u8; 12];
+    let mut random = [0u8; 24];
     getrandom::fill(&mut random)
         .map_err(|error| BridgeError::Internal(format!("no randomness: {error}")))?;
-    let plan = ExecPlan::from_request(request, format!("x{}", hex::encode(random)))?;
+    let (id, nonce) = random.split_at(12);
+    let plan = ExecPlan::from_request(request, format!("x{}", hex::encode(id)))?;
+    let end_record = EndRecord::new(&hex::encode(nonce));
     let sandbox = Sandbox::open(env, SandboxId::parse(&plan.lease_id)?)?;
     let ticket: ExecutionTicket = lease_object::send(
         env,
@@ -167,12 +170,13 @@ async fn start(env: &Env, request: ExecRequest) -> Result<Running, BridgeError> 
     )
     .await?;
     let started_ms = super::http::unix_millis();
-    match launch(&sandbox, &plan, &ticket).await {
+    match launch(&sandbox, &plan, &ticket, &end_record).await {
         Ok(output) => Ok(Running {
             plan,
             sandbox,
             env: env.clone(),
             output,
+            end_record,
             started_ms,
         }),
         Err(error) => {
@@ -191,6 +195,7 @@ async fn launch(
     sandbox: &Sandbox,
     plan: &ExecPlan,
     ticket: &ExecutionTicket,
+    end_record: &EndRecord,
 ) -> Result<ByteStream, SandboxError> {
     if let Some(stdin) = &plan.stdin {
         sandbox
@@ -211,18 +216,24 @@ async fn launch(
         argv: &plan.argv,
         staged_stdin: plan.stdin.is_some(),
         login_shell: plan.login_shell,
+        end_record,
     }
     .render();
-    let marker = BTreeMap::from([(EXECUTION_ENV_VAR.to_owned(), plan.execution_id.clone())]);
+    let marker = BTreeMap::from([
+        (EXECUTION_ENV_VAR.to_owned(), plan.execution_id.clone()),
+        (LEASE_ENV_VAR.to_owned(), plan.lease_id.clone()),
+    ]);
     Ok(ByteStream::from(
         sandbox.exec_stream(&script, marker).await?,
     ))
 }
 
-/// Follows the command to its end and concludes it, exactly once.
+/// Follows the command to its end and concludes it, exactly once; `retain_limit` as in
+/// [`OutputTracker::new`]. The container's stream is let go once the command's end records are
+/// in, whatever the command left running on its pipes.
 async fn drive(
     running: Running,
-    mut tracker: OutputTracker,
+    retain_limit: Option<usize>,
     sink: &mut Sink,
 ) -> Result<ExecResult, BridgeError> {
     let Running {
@@ -230,8 +241,10 @@ async fn drive(
         sandbox,
         env,
         mut output,
+        end_record,
         started_ms,
     } = running;
+    let mut tracker = OutputTracker::new(retain_limit, &end_record);
     let mut decoder = SseDecoder::new();
     let mut deadline = Delay::from(Duration::from_millis(plan.timeout_ms)).fuse();
     let mut heartbeat = Delay::from(HEARTBEAT).fuse();

@@ -19,7 +19,9 @@ use crate::error::BridgeError;
 use crate::lease::protocol::{ExecutionEnded, ExecutionTicket, LeaseCommand, LeaseRequest};
 use crate::lease::{AcquireDecision, AcquirePlan, LeaseRecord};
 use crate::sandbox::{SandboxConfiguration, SandboxError, SandboxId, SandboxName};
-use crate::script::{KillOutcome, kill_script, prepare_script, sentinel_check_script};
+use crate::script::{
+    KillOutcome, kill_lease_script, kill_script, prepare_script, sentinel_check_script,
+};
 
 /// Binding name of the lease namespace in `wrangler.toml`.
 const BINDING: &str = "LEASES";
@@ -303,6 +305,9 @@ impl LeaseObject {
         }
         let keep = record.settings.reusable && !destroy && record.state == LeaseState::Active;
         if keep || (record.state == LeaseState::Released && !destroy) {
+            if cancel_active_work {
+                stop_lease_processes(&sandbox, lease_id).await?;
+            }
             record.keep_warm(now());
             self.save(&record).await?;
             return Ok(receipt(lease_id, TerminationState::Stopped));
@@ -532,19 +537,39 @@ async fn holds_sentinel(
     Ok(output.exit_code == Some(0))
 }
 
+/// Kills every process the lease's executions started, background ones included, and waits
+/// until they are gone.
+async fn stop_lease_processes(
+    sandbox: &Sandbox,
+    lease_id: &str,
+) -> Result<KillOutcome, SandboxError> {
+    kill(
+        sandbox,
+        &kill_lease_script(lease_id, KILL_GRACE_MS),
+        &format!("the processes of lease {lease_id}"),
+    )
+    .await
+}
+
 /// Kills an execution's process group and waits until it is gone.
 pub async fn stop_execution(
     sandbox: &Sandbox,
     execution_id: &str,
 ) -> Result<KillOutcome, SandboxError> {
-    let output = with_deadline(
-        KILL_DEADLINE_MS,
-        sandbox.run_script(&kill_script(execution_id, KILL_GRACE_MS)),
+    kill(
+        sandbox,
+        &kill_script(execution_id, KILL_GRACE_MS),
+        &format!("execution {execution_id}"),
     )
-    .await?;
+    .await
+}
+
+/// Runs a kill script; an outcome it cannot confirm is an error naming `what`.
+async fn kill(sandbox: &Sandbox, script: &str, what: &str) -> Result<KillOutcome, SandboxError> {
+    let output = with_deadline(KILL_DEADLINE_MS, sandbox.run_script(script)).await?;
     match KillOutcome::from_exit_code(output.exit_code) {
         KillOutcome::Failed => Err(SandboxError::Command(format!(
-            "could not confirm that execution {execution_id} stopped (exit code {:?}): {}",
+            "could not confirm that {what} stopped (exit code {:?}): {}",
             output.exit_code,
             output.stderr.trim()
         ))),

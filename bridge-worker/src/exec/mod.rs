@@ -2,10 +2,12 @@
 //! wasm glue only moves bytes between the container's stream and the client.
 
 mod conclusion;
+mod end_record;
 mod output;
 mod plan;
 
 pub use conclusion::{Conclusion, Unconcluded};
+pub use end_record::{EndRecord, EndScanner};
 pub use output::{Chunk, Ending, OutputStream, OutputTracker, Retained, Step};
 pub use plan::{
     DEFAULT_TIMEOUT_MS, EXEC_CHANNEL_VAR, ExecPlan, MAX_TIMEOUT_MS, execution_id,

@@ -1,6 +1,8 @@
 //! Following a command's output: sequence ids, byte totals, the bounded copy a JSON result keeps,
-//! and recognising the "sentinel missing" answer of the command script.
+//! the end records that say the command exited, and the "sentinel missing" answer of the command
+//! script.
 
+use super::end_record::{EndRecord, EndScanner};
 use crate::json_text::JsonText;
 use crate::sandbox::ContainerEvent;
 use crate::script::{LOST_EXIT_CODE, LOST_MARKER};
@@ -35,10 +37,12 @@ pub struct Chunk {
     pub data: JsonText,
 }
 
-/// How the container says the command ended.
+/// How the command ended, as its end records or the container say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
-    /// It exited (the code may be missing, which is an error for the caller to report).
+    /// It exited (the code may be missing, which is an error for the caller to report). Once the
+    /// end records are in, the rest of the container's stream belongs to processes the command
+    /// left behind and is not waited for.
     Exited(Option<i32>),
     /// The sandbox did not hold the lease's sentinel; nothing ran.
     SandboxLost,
@@ -76,11 +80,14 @@ pub struct OutputTracker {
     retained: Retained,
     held: Option<JsonText>,
     seen_output: bool,
+    stdout_end: EndScanner,
+    stderr_end: EndScanner,
 }
 
 impl OutputTracker {
     /// `retain_limit`: bytes of each stream a JSON result keeps; `None` keeps nothing (streaming).
-    pub fn new(retain_limit: Option<usize>) -> Self {
+    /// `end`: the record the command script writes to both streams when the command exits.
+    pub fn new(retain_limit: Option<usize>, end: &EndRecord) -> Self {
         Self {
             next_id: 1,
             stdout_bytes: 0,
@@ -89,6 +96,8 @@ impl OutputTracker {
             retained: Retained::default(),
             held: None,
             seen_output: false,
+            stdout_end: end.scanner(),
+            stderr_end: end.scanner(),
         }
     }
 
@@ -97,12 +106,19 @@ impl OutputTracker {
         let mut step = Step::default();
         match event {
             ContainerEvent::Stdout { data: Some(data) } => {
-                self.output(OutputStream::Stdout, data, &mut step);
+                if let Some(data) = self.stdout_end.feed(data) {
+                    self.output(OutputStream::Stdout, data, &mut step);
+                }
+                self.check_end_records(&mut step);
             }
             ContainerEvent::Stderr { data: Some(data) } => {
-                self.output(OutputStream::Stderr, data, &mut step);
+                if let Some(data) = self.stderr_end.feed(data) {
+                    self.output(OutputStream::Stderr, data, &mut step);
+                }
+                self.check_end_records(&mut step);
             }
             ContainerEvent::Complete { exit_code } => {
+                self.flush_end_scanners(&mut step);
                 let held = self.held.take();
                 if exit_code == Some(LOST_EXIT_CODE) && held.is_some() {
                     step.ending = Some(Ending::SandboxLost);
@@ -114,6 +130,7 @@ impl OutputTracker {
                 }
             }
             ContainerEvent::Error { error, data } => {
+                self.flush_end_scanners(&mut step);
                 if let Some(held) = self.held.take() {
                     self.record(OutputStream::Stderr, held, &mut step);
                 }
@@ -139,6 +156,26 @@ impl OutputTracker {
     /// The kept copy (empty when streaming).
     pub fn into_retained(self) -> Retained {
         self.retained
+    }
+
+    /// Both records are in: the command exited with the code they carry.
+    fn check_end_records(&mut self, step: &mut Step) {
+        if let (Some(code), Some(_)) = (self.stdout_end.code(), self.stderr_end.code()) {
+            if let Some(held) = self.held.take() {
+                self.record(OutputStream::Stderr, held, step);
+            }
+            step.ending = Some(Ending::Exited(Some(code)));
+        }
+    }
+
+    /// The stream ended before both records: text held back as a possible record is output.
+    fn flush_end_scanners(&mut self, step: &mut Step) {
+        if let Some(data) = self.stdout_end.flush() {
+            self.output(OutputStream::Stdout, data, step);
+        }
+        if let Some(data) = self.stderr_end.flush() {
+            self.output(OutputStream::Stderr, data, step);
+        }
     }
 
     fn output(&mut self, stream: OutputStream, data: JsonText, step: &mut Step) {
@@ -203,9 +240,49 @@ mod tests {
         ContainerEvent::Stderr { data: text(data) }
     }
 
+    fn end_record() -> EndRecord {
+        EndRecord::new("t0k")
+    }
+
+    #[test]
+    fn both_end_records_end_the_command_without_the_container() {
+        let mut tracker = OutputTracker::new(Some(100), &end_record());
+        let first = tracker.on_event(stdout("out\npcb-end-t0k:3;"));
+        assert_eq!(first.chunks.len(), 1);
+        assert_eq!(first.chunks[0].data.decode(), "out\n");
+        assert_eq!(first.ending, None, "stderr may still carry output");
+        let second = tracker.on_event(stderr("errpcb-end-"));
+        assert_eq!(second.chunks[0].data.decode(), "err");
+        let last = tracker.on_event(stderr("t0k:3;"));
+        assert!(last.chunks.is_empty());
+        assert_eq!(last.ending, Some(Ending::Exited(Some(3))));
+        assert_eq!(tracker.totals(), (4, 3));
+        let retained = tracker.into_retained();
+        assert_eq!(
+            (retained.stdout.as_str(), retained.stderr.as_str()),
+            ("out\n", "err")
+        );
+    }
+
+    #[test]
+    fn without_both_records_the_container_decides() {
+        let mut tracker = OutputTracker::new(Some(100), &end_record());
+        tracker.on_event(stdout("pcb-end-t0k:0;"));
+        tracker.on_event(stderr("killed before its recordpcb-"));
+        let end = tracker.on_event(ContainerEvent::Complete {
+            exit_code: Some(137),
+        });
+        assert_eq!(end.ending, Some(Ending::Exited(Some(137))));
+        assert_eq!(
+            end.chunks[0].data.decode(),
+            "pcb-",
+            "held text is output after all"
+        );
+    }
+
     #[test]
     fn numbers_chunks_and_counts_bytes() {
-        let mut tracker = OutputTracker::new(None);
+        let mut tracker = OutputTracker::new(None, &end_record());
         assert!(tracker.on_event(ContainerEvent::Start).chunks.is_empty());
         let first = tracker.on_event(stdout("é\n"));
         let second = tracker.on_event(stderr("x"));
@@ -220,7 +297,7 @@ mod tests {
 
     #[test]
     fn retains_a_bounded_copy_at_character_boundaries() {
-        let mut tracker = OutputTracker::new(Some(4));
+        let mut tracker = OutputTracker::new(Some(4), &end_record());
         tracker.on_event(stdout("ab"));
         tracker.on_event(stdout("cdé"));
         tracker.on_event(stderr("xy"));
@@ -230,7 +307,7 @@ mod tests {
         assert_eq!(retained.stderr, "xy");
         assert!(retained.truncated);
 
-        let mut tracker = OutputTracker::new(Some(3));
+        let mut tracker = OutputTracker::new(Some(3), &end_record());
         tracker.on_event(stdout("aé"));
         tracker.on_event(stdout("é"));
         assert_eq!(tracker.into_retained().stdout, "aé");
@@ -238,7 +315,7 @@ mod tests {
 
     #[test]
     fn recognises_the_missing_sentinel() {
-        let mut tracker = OutputTracker::new(Some(100));
+        let mut tracker = OutputTracker::new(Some(100), &end_record());
         assert!(
             tracker
                 .on_event(stderr(&format!("{LOST_MARKER}\n")))
@@ -254,13 +331,13 @@ mod tests {
 
     #[test]
     fn a_command_printing_the_marker_is_not_mistaken_for_a_lost_sandbox() {
-        let mut tracker = OutputTracker::new(Some(1_000));
+        let mut tracker = OutputTracker::new(Some(1_000), &end_record());
         tracker.on_event(stderr(LOST_MARKER));
         let next = tracker.on_event(stdout("more"));
         assert_eq!(next.chunks.len(), 2, "the held chunk is released first");
         assert_eq!(next.chunks[0].data.decode(), LOST_MARKER);
 
-        let mut tracker = OutputTracker::new(Some(1_000));
+        let mut tracker = OutputTracker::new(Some(1_000), &end_record());
         tracker.on_event(stderr(LOST_MARKER));
         let end = tracker.on_event(ContainerEvent::Complete { exit_code: Some(1) });
         assert_eq!(end.chunks.len(), 1);
@@ -269,7 +346,7 @@ mod tests {
 
     #[test]
     fn container_failures_end_the_output() {
-        let mut tracker = OutputTracker::new(None);
+        let mut tracker = OutputTracker::new(None, &end_record());
         let end = tracker.on_event(ContainerEvent::Error {
             error: None,
             data: Some("spawn failed".into()),

@@ -3,21 +3,25 @@
 //! A sessionless exec starts the script as the leader of its own process group, with
 //! [`EXECUTION_ENV_VAR`]` = <execution id>` in its initial environment. The script checks the
 //! lease sentinel (a sandbox that lost its state is reported instead of running the command
-//! somewhere unexpected) and then `exec`s the command in place, so in the common case running a
-//! command costs no process besides the command itself. Commands of one session name are
-//! serialised with `flock` on a descriptor that only the script's shell holds: the shell waits for
-//! the command instead of becoming it, and the command gets the descriptor closed, so a process it
-//! leaves running in the background (the host's `nohup … &`) never holds the session. The kill script finds every process carrying the marker in its
-//! environment, kills their process groups (TERM, grace, KILL) and waits until none is alive:
-//! this reaches the whole tree, including children that started sessions of their own, without
-//! any per-execution file to create or clean up (the SDK's own session timeout leaves commands
-//! running, so it is never relied on).
+//! somewhere unexpected), runs the command and, the moment it exits, writes the execution's end
+//! record to stdout and stderr ([`EndRecord`]): the container keeps its stream open until every
+//! process holding the command's pipes has gone, which a process left in the background may never
+//! do. Commands of one session name are serialised with `flock` on a descriptor that only the
+//! script's shell holds, and the command gets it closed, so a process it leaves running (the
+//! host's `nohup … &`) never holds the session either. The kill script finds every process
+//! carrying the marker in its environment, kills their process groups (TERM, grace, KILL) and
+//! waits until none is alive: this reaches the whole tree, including children that started
+//! sessions of their own, without any per-execution file to create or clean up (the SDK's own
+//! session timeout leaves commands running, so it is never relied on).
 
 use super::{LOCK_DIR, SENTINEL_PATH, execution_prefix, quote};
-use crate::exec::is_shell_identifier;
+use crate::exec::{EndRecord, is_shell_identifier};
 
 /// Environment variable marking every process of an execution; its value is the execution id.
 pub const EXECUTION_ENV_VAR: &str = "PAPERCLIP_BRIDGE_EXECUTION";
+/// Environment variable marking every process of a lease's executions; its value is the lease id
+/// (one sandbox per lease, but the local stack runs every sandbox on one host).
+pub const LEASE_ENV_VAR: &str = "PAPERCLIP_BRIDGE_LEASE";
 /// Exit code of the script when the sandbox lacks the lease sentinel; the command did not run.
 pub const LOST_EXIT_CODE: i32 = 86;
 /// The stderr line accompanying [`LOST_EXIT_CODE`].
@@ -44,6 +48,8 @@ pub struct CommandScript<'a> {
     pub staged_stdin: bool,
     /// Source `/etc/profile` and `~/.profile` first (quietly), for the PATH images expect.
     pub login_shell: bool,
+    /// Written to stdout and stderr once the command has exited.
+    pub end_record: &'a EndRecord,
 }
 
 impl CommandScript<'_> {
@@ -85,31 +91,24 @@ impl CommandScript<'_> {
         } else {
             script.push_str("exec < /dev/null\n");
         }
-        match self.session_lock {
-            Some(name) => {
-                // The lock lives on descriptor 9 of this shell only: the command gets it closed,
-                // so a process it leaves in the background can never hold the session.
-                script.push_str(&format!(
-                    "exec 9>> {} && flock 9 || exit 1\n",
-                    quote(&format!("{LOCK_DIR}/{name}.lock"))
-                ));
-                push_words(&mut script, &argv);
-                script.push_str(" 9>&-");
-            }
-            None => {
-                script.push_str("exec");
-                push_words(&mut script, &argv);
-            }
+        let command = argv.iter().map(|word| quote(word)).collect::<Vec<_>>();
+        let mut command = command.join(" ");
+        if let Some(name) = self.session_lock {
+            // The lock lives on descriptor 9 of this shell only: the command gets it closed, so
+            // a process it leaves in the background can never hold the session.
+            script.push_str(&format!(
+                "exec 9>> {} && flock 9 || exit 1\n",
+                quote(&format!("{LOCK_DIR}/{name}.lock"))
+            ));
+            command.push_str(" 9>&-");
         }
+        // The shell outlives the command to write the end records the moment it exits: the
+        // container's stream may stay open far longer, held by what the command left running.
+        let record = quote(&self.end_record.printf_format());
+        script.push_str(&format!(
+            "{command}\ns=$?\nprintf {record} \"$s\"; printf {record} \"$s\" >&2\nexit \"$s\""
+        ));
         script
-    }
-}
-
-/// Appends each word, quoted, after a space.
-fn push_words(script: &mut String, words: &[String]) {
-    for word in words {
-        script.push(' ');
-        script.push_str(&quote(word));
     }
 }
 
@@ -155,18 +154,38 @@ pub fn kill_script(execution_id: &str, grace_ms: u64) -> String {
     format!(
         "c={prefix}\n\
          : > \"$c.cancel\" || exit 3\n\
-         procs() {{ grep -lzxF -- {marker} /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3; }}\n\
+         {kill}",
+        prefix = quote(&execution_prefix(execution_id)),
+        kill = kill_marked(
+            &format!("{EXECUTION_ENV_VAR}={execution_id}"),
+            "rm -f -- \"$c.cancel\"\n",
+            grace_ms
+        ),
+    )
+}
+
+/// Like [`kill_script`] for every process any execution of the lease started, those it left
+/// running in the background included: a stop that keeps the sandbox must leave none of its
+/// work behind. Exit codes as for [`kill_script`].
+pub fn kill_lease_script(lease_id: &str, grace_ms: u64) -> String {
+    kill_marked(&format!("{LEASE_ENV_VAR}={lease_id}"), "", grace_ms)
+}
+
+/// Signals every process whose environment holds `marker` (and its process group): TERM, up to
+/// `grace_ms`, then KILL; `before_signals` runs once something was found.
+fn kill_marked(marker: &str, before_signals: &str, grace_ms: u64) -> String {
+    format!(
+        "procs() {{ grep -lzxF -- {marker} /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3; }}\n\
          hit() {{ for p in $(procs); do kill -\"$1\" \"-$p\" 2>/dev/null; kill -\"$1\" \"$p\" 2>/dev/null; done; }}\n\
          [ -n \"$(procs)\" ] || exit 0\n\
-         rm -f -- \"$c.cancel\"\n\
+         {before_signals}\
          hit TERM\n\
          i=0; while [ -n \"$(procs)\" ]; do [ \"$i\" -ge {ticks} ] && break; sleep 0.1; i=$((i+1)); done\n\
          [ -n \"$(procs)\" ] || exit 10\n\
          hit KILL\n\
          i=0; while [ -n \"$(procs)\" ]; do [ \"$i\" -ge 50 ] && exit 12; sleep 0.1; i=$((i+1)); done\n\
          exit 11",
-        prefix = quote(&execution_prefix(execution_id)),
-        marker = quote(&format!("{EXECUTION_ENV_VAR}={execution_id}")),
+        marker = quote(marker),
         ticks = grace_ms.div_ceil(100),
     )
 }
@@ -237,14 +256,34 @@ mod tests {
             argv,
             staged_stdin: false,
             login_shell: false,
+            end_record: &END,
         }
     }
 
+    static END: std::sync::LazyLock<EndRecord> =
+        std::sync::LazyLock::new(|| EndRecord::new("t3st"));
+
+    /// Runs the script; returns its output with the end records checked and cut off.
     fn run(scratch: &Scratch, script: &CommandScript<'_>) -> Output {
-        scratch
+        let mut output = scratch
             .command(&script.render(), script.execution_id)
             .output()
-            .expect("sh runs")
+            .expect("sh runs");
+        if let Some(code) = output.status.code()
+            && code != LOST_EXIT_CODE
+            && code != 143
+        {
+            let record = format!("pcb-end-t3st:{code};").into_bytes();
+            for stream in [&mut output.stdout, &mut output.stderr] {
+                assert!(
+                    stream.ends_with(&record),
+                    "no end record: {}",
+                    String::from_utf8_lossy(stream)
+                );
+                stream.truncate(stream.len() - record.len());
+            }
+        }
+        output
     }
 
     fn words(words: &[&str]) -> Vec<String> {
@@ -265,10 +304,16 @@ mod tests {
             rendered.starts_with("c='/tmp/.paperclip-bridge/exec/e1'\n"),
             "{rendered}"
         );
-        assert!(rendered.ends_with(
-            "exec 9>> '/tmp/.paperclip-bridge/locks/paperclip.lock' && flock 9 || exit 1\n \
-             'printf' '%s' 'it'\\''s' 9>&-"
-        ));
+        assert!(
+            rendered.ends_with(
+                "exec 9>> '/tmp/.paperclip-bridge/locks/paperclip.lock' && flock 9 || exit 1\n\
+                 'printf' '%s' 'it'\\''s' 9>&-\n\
+                 s=$?\n\
+                 printf 'pcb-end-t3st:%d;' \"$s\"; printf 'pcb-end-t3st:%d;' \"$s\" >&2\n\
+                 exit \"$s\""
+            ),
+            "{rendered}"
+        );
         assert!(rendered.contains("/etc/profile"));
         assert!(rendered.contains("exec < \"$c.stdin\"; rm -f -- \"$c.stdin\""));
     }
@@ -328,8 +373,9 @@ mod tests {
         }
         .render();
         assert!(
-            rendered
-                .ends_with(r"'env' 'x.y-z=dotted '\''value'\''' 'printenv' 'x.y-z' 'PLAIN' 9>&-"),
+            rendered.contains(
+                "\n'env' 'x.y-z=dotted '\\''value'\\''' 'printenv' 'x.y-z' 'PLAIN' 9>&-\n"
+            ),
             "{rendered}"
         );
     }
@@ -435,6 +481,7 @@ mod tests {
         scratch
             .command(&rendered, execution_id)
             .stdout(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
             .expect("started")
     }
@@ -479,7 +526,10 @@ mod tests {
             .expect("stdout")
             .read_to_string(&mut pid)
             .expect("pid printed");
-        let background: u32 = pid.trim().parse().expect("a pid");
+        let background: u32 = pid
+            .split_once('\n')
+            .and_then(|(pid, _)| pid.parse().ok())
+            .expect("a pid");
         assert!(alive(background), "the background process runs on");
 
         let mut next = spawn_in_session(&scratch, "bg-2", &words(&["true"]));
@@ -496,6 +546,43 @@ mod tests {
         assert!(still_alive, "nothing killed the background process");
     }
 
+    /// The container reads a command's pipes to their end, which a background child that
+    /// inherited them delays for its whole life; the end records come as soon as the command
+    /// itself is done.
+    #[test]
+    fn the_end_records_do_not_wait_for_what_holds_the_pipes() {
+        let scratch = Scratch::new();
+        let cwd = scratch.path().display().to_string();
+        let argv = words(&["sh", "-c", "sleep 30 & echo $!"]);
+        let started = Instant::now();
+        let mut child = scratch
+            .command(&script(&argv, &[], &cwd).render(), "held-pipes")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("started");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let mut seen = Vec::new();
+        let mut buffer = [0u8; 256];
+        while !seen.ends_with(b"pcb-end-t3st:0;") {
+            let read = stdout.read(&mut buffer).expect("readable");
+            assert!(read > 0, "stdout ended without the record");
+            seen.extend_from_slice(&buffer[..read]);
+        }
+        let elapsed = started.elapsed();
+        let text = String::from_utf8_lossy(&seen).into_owned();
+        let background = text.lines().next().unwrap_or_default().to_owned();
+        Command::new("kill")
+            .args(["-KILL", &background])
+            .status()
+            .expect("kill runs");
+        child.wait().expect("reaped");
+        assert!(
+            elapsed < Duration::from_secs(5),
+            "the record took {elapsed:?}: {text}"
+        );
+    }
+
     #[test]
     fn commands_of_one_session_still_wait_for_each_other() {
         let scratch = Scratch::new();
@@ -510,6 +597,45 @@ mod tests {
             "the second command ran while the first held the session"
         );
         assert!(finishes_within(&mut first, Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn the_lease_kill_script_ends_what_the_leases_commands_left_and_nothing_else() {
+        let lease = format!("lease-kill-{}", std::process::id());
+        let spawn = |lease: &str| {
+            Command::new("sh")
+                .arg("-c")
+                .arg("setsid sleep 30 & exec sleep 30")
+                .env(LEASE_ENV_VAR, lease)
+                .process_group(0)
+                .spawn()
+                .expect("started")
+        };
+        let mut ours = spawn(&lease);
+        let mut theirs = spawn(&format!("{lease}-other"));
+        std::thread::sleep(Duration::from_millis(300));
+        let output = Command::new("sh")
+            .arg("-c")
+            .arg(kill_lease_script(&lease, 300))
+            .output()
+            .expect("kill script runs");
+        let outcome = KillOutcome::from_exit_code(output.status.code());
+        let other_alive = theirs.try_wait().expect("waitable").is_none();
+        theirs.kill().ok();
+        theirs.wait().ok();
+        ours.wait().expect("reaped");
+        assert_eq!(outcome, KillOutcome::Terminated, "{output:?}");
+        assert!(other_alive, "another lease's process was killed");
+        let again = Command::new("sh")
+            .arg("-c")
+            .arg(kill_lease_script(&lease, 300))
+            .status()
+            .expect("kill script runs");
+        assert_eq!(
+            KillOutcome::from_exit_code(again.code()),
+            KillOutcome::NotRunning,
+            "the detached child is gone too"
+        );
     }
 
     #[test]

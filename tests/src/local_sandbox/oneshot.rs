@@ -1,7 +1,9 @@
 //! Sessionless commands (session id `"__DISABLE_SESSION__"`): a fresh `bash -c` in its own process
 //! group per command. On timeout the whole group is terminated (SIGTERM, SIGKILL after 5 s) and the
 //! call still returns, with exit code 124 and `Command timed out after <N>ms` appended to stderr,
-//! as in the real container's `execution-service.ts`.
+//! as in the real container's `execution-service.ts`. As there, the result (or the stream's
+//! `complete` event) comes only once the pipes are read to their end: a process the command left
+//! running with its output inherited holds it until that process exits.
 
 use std::io;
 use std::process::{ExitStatus, Stdio};
@@ -29,8 +31,7 @@ pub async fn run(sandbox: &SandboxEnv, spec: &CommandSpec) -> Result<ExecOutput,
     let ending = output
         .forward_until(&mut collected, finish(exit, spec.timeout, &killer))
         .await;
-    output.drain_ready(&mut collected).await;
-    output.retire(async {}, ());
+    output.forward_to_end(&mut collected).await;
     Ok(match ending {
         Ending::Exited(code) => ExecOutput::new(code, collected),
         Ending::TimedOut(timeout) => {
@@ -55,8 +56,7 @@ pub fn start(sandbox: &SandboxEnv, spec: &CommandSpec) -> Result<StartedCommand,
         let ending = output
             .forward_until(&mut sink, finish(exit, timeout, &watchdog))
             .await;
-        output.drain_ready(&mut sink).await;
-        output.retire(async {}, ());
+        output.forward_to_end(&mut sink).await;
         let code = match ending {
             Ending::Exited(code) => code,
             Ending::TimedOut(timeout) => {

@@ -1,10 +1,11 @@
 //! A running command's output pipes (FIFOs for session commands, anonymous pipes for one-shot
 //! ones), read by the server.
 //!
-//! Output is forwarded as it is produced, in chunks of at most 64 KiB. Once a command's exit is
-//! known, what is already buffered is drained without waiting for end-of-file (a backgrounded
-//! child may keep the pipe open for hours); the pipes are then read and discarded in the
-//! background until every writer is gone, so such a child never dies of SIGPIPE.
+//! Output is forwarded as it is produced, in chunks of at most 64 KiB. A sessionless command's
+//! pipes are read to their end, as the real container does ([`OutputPipes::forward_to_end`]). A
+//! session command's FIFOs are drained of what is buffered once its exit is known, without
+//! waiting for end-of-file, and then read and discarded in the background until every writer is
+//! gone, so a child it backgrounded never dies of SIGPIPE.
 
 use std::future::Future;
 use std::io;
@@ -177,6 +178,18 @@ impl OutputPipes {
                     }
                 }
                 value = &mut until => return value,
+            }
+        }
+    }
+
+    /// Forwards everything until every writer has closed both pipes. This is how the real
+    /// container ends a sessionless command: after its exit it reads the pipes to their end, so a
+    /// process the command left running with the pipes inherited holds the result until it exits
+    /// too.
+    pub async fn forward_to_end<S: OutputSink>(&mut self, sink: &mut S) {
+        while self.is_open() {
+            if let Some((stream, bytes)) = self.next_chunk().await {
+                sink.write(stream, bytes).await;
             }
         }
     }

@@ -183,12 +183,24 @@ impl EnvironmentLease {
     }
 }
 
-/// What an agent is: a `codex_local` agent whose CLI is `command`, in a sandbox environment.
+/// How the `codex_local` adapter runs the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodexEngine {
+    /// The Codex CLI (`<command> exec --json … -`).
+    Cli,
+    /// The Agent Client Protocol engine (`agentCommand` speaks ACP; it is started during the
+    /// run's start-up, which is the only part of a run the host can stop through the provider).
+    Acp,
+}
+
+/// What an agent is: a `codex_local` agent running `command` in a sandbox environment.
 #[derive(Debug, Clone)]
 pub struct AgentSpec {
     /// Display name.
     pub name: String,
-    /// The command the adapter runs in the sandbox instead of `codex`.
+    /// The engine.
+    pub engine: CodexEngine,
+    /// The command the adapter runs in the sandbox instead of `codex` (or `codex-acp`).
     pub command: String,
     /// Plain environment variables for the command.
     pub env: BTreeMap<String, String>,
@@ -292,7 +304,7 @@ impl HostApi {
         .await
     }
 
-    /// Creates a `codex_local` agent (CLI engine); returns its id.
+    /// Creates a `codex_local` agent; returns its id.
     pub async fn create_agent(
         &self,
         company: &str,
@@ -303,13 +315,19 @@ impl HostApi {
             .iter()
             .map(|(key, value)| (key.clone(), json!({ "type": "plain", "value": value })))
             .collect();
+        let adapter_config = match spec.engine {
+            CodexEngine::Cli => json!({ "engine": "cli", "command": spec.command, "env": env }),
+            CodexEngine::Acp => {
+                json!({ "engine": "acp", "agentCommand": spec.command, "env": env })
+            }
+        };
         let created: Created = self
             .post(
                 &format!("/companies/{company}/agents"),
                 &json!({
                     "name": spec.name,
                     "adapterType": "codex_local",
-                    "adapterConfig": { "engine": "cli", "command": spec.command, "env": env },
+                    "adapterConfig": adapter_config,
                     "defaultEnvironmentId": spec.environment_id,
                 }),
             )

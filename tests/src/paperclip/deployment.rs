@@ -12,9 +12,10 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::api::{
-    AgentSpec, Company, EnvironmentLease, HeartbeatRun, HostApi, HostApiError, InstalledPlugin,
-    LogEntry,
+    AgentSpec, CodexEngine, Company, EnvironmentLease, HeartbeatRun, HostApi, HostApiError,
+    InstalledPlugin, LogEntry,
 };
+use crate::client::{BridgeClient, ClientError};
 use crate::harness::local_sandbox::leaked_processes;
 use crate::harness::paperclip::{HostInstall, PaperclipServer};
 use crate::harness::{HarnessError, LocalStack, StackOptions};
@@ -70,6 +71,9 @@ pub enum DeploymentError {
 /// How a fake agent behaves (the `FAKE_CODEX_*` variables of `tests/host/fake-codex.sh`).
 #[derive(Debug, Clone, Default)]
 pub struct FakeAgent {
+    /// Run it under the ACP engine. The fake speaks no ACP, so such a run never gets past its
+    /// start-up: for stopping a run there.
+    pub acp: bool,
     /// The agent's final message (no `"` or `\`).
     pub message: Option<String>,
     /// Seconds of work between its first events and its message.
@@ -190,6 +194,18 @@ impl Deployment {
         self.fake_codex.display().to_string()
     }
 
+    /// A signed client of the bridge, as the plugin is configured (for preparing or inspecting
+    /// sandboxes behind the host's back).
+    pub fn bridge_client(&self) -> Result<BridgeClient, ClientError> {
+        let (key_id, secret) = &self.stack.keys().primary;
+        BridgeClient::new(
+            &self.stack.bridge_url(),
+            self.stack.bridge_host(),
+            key_id,
+            secret,
+        )
+    }
+
     /// The environment config reaching this deployment's bridge, plus `extra` keys.
     pub fn bridge_config(&self, extra: &Value) -> Value {
         let (key_id, secret) = &self.stack.keys().primary;
@@ -225,6 +241,11 @@ impl Deployment {
     ) -> Result<String, DeploymentError> {
         let spec = AgentSpec {
             name: name.to_owned(),
+            engine: if behaviour.acp {
+                CodexEngine::Acp
+            } else {
+                CodexEngine::Cli
+            },
             command: self.fake_codex(),
             env: behaviour.env(),
             environment_id: environment.to_owned(),
