@@ -153,7 +153,7 @@ fn paperclip_host() -> Result<()> {
         return Ok(());
     }
     println!(
-        "    installing: Paperclip host {PAPERCLIP_VERSION} into {} (npm ci, about 1.5 GB; a minute or two the first time)",
+        "    installing: Paperclip host {PAPERCLIP_VERSION} into {} (npm install of its lock file, about 1.4 GB; a minute or two the first time)",
         dir.display()
     );
     let started = std::time::Instant::now();
