@@ -2,7 +2,7 @@
 //!
 //! A bridge without a pinned host or without keys refuses to serve: there is no unauthenticated mode.
 
-use crate::auth::{DEFAULT_SKEW_SECONDS, KeyRing, KeyRingError, Verifier};
+use bridge_protocol::auth::{DEFAULT_SKEW_SECONDS, KeyRing, KeyRingError, Verifier};
 
 /// Names of the settings, as operators write them in `wrangler.toml` or `wrangler secret put`.
 pub mod vars {
@@ -64,8 +64,6 @@ pub struct BridgeConfig {
     pub max_body_bytes: u64,
     /// Output kept per stream in a JSON exec result.
     pub max_output_bytes: u64,
-    /// Idle time before an abandoned lease is reaped.
-    pub lease_idle_ttl_seconds: u64,
 }
 
 impl BridgeConfig {
@@ -101,11 +99,13 @@ impl BridgeConfig {
             DEFAULT_MAX_OUTPUT_BYTES,
             1024..=64 * 1024 * 1024,
         )?;
+        // Lease objects read the TTL themselves (they never see this config); checking it here
+        // makes a bad value refuse service like every other setting.
+        lease_idle_ttl_seconds(&lookup)?;
         Ok(Self {
             verifier: Verifier::new(keys, &host, skew),
             max_body_bytes,
             max_output_bytes,
-            lease_idle_ttl_seconds: lease_idle_ttl_seconds(&lookup)?,
         })
     }
 }
@@ -188,10 +188,6 @@ mod tests {
         assert_eq!(config.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         assert_eq!(config.max_output_bytes, DEFAULT_MAX_OUTPUT_BYTES);
         assert_eq!(
-            config.lease_idle_ttl_seconds,
-            DEFAULT_LEASE_IDLE_TTL_SECONDS
-        );
-        assert_eq!(
             config.verifier.replay_window_seconds(),
             2 * DEFAULT_SKEW_SECONDS
         );
@@ -204,8 +200,22 @@ mod tests {
         ])
         .expect("valid");
         assert_eq!(config.max_body_bytes, 2048);
-        assert_eq!(config.lease_idle_ttl_seconds, 3);
         assert_eq!(config.verifier.replay_window_seconds(), 120);
+    }
+
+    #[test]
+    fn the_lease_ttl_is_read_on_its_own_and_checked_with_the_rest() {
+        assert_eq!(
+            lease_idle_ttl_seconds(|_| None),
+            Ok(DEFAULT_LEASE_IDLE_TTL_SECONDS)
+        );
+        assert_eq!(lease_idle_ttl_seconds(|_| Some("3".into())), Ok(3));
+        let bad = [
+            (vars::HOST, "127.0.0.1:8787"),
+            (vars::HMAC_KEYS, KEYS),
+            (vars::LEASE_IDLE_TTL_SECONDS, "soon"),
+        ];
+        assert!(load(&bad).is_err(), "a bad TTL refuses service");
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! Every way a request can fail, and the one place where a failure becomes a status and a body.
 
-use crate::api::{ErrorBody, ErrorCode, ErrorDetails, LeaseState};
-use crate::auth::AuthRejection;
+use bridge_protocol::api::{ErrorBody, ErrorCode, ErrorDetails, LeaseState};
+use bridge_protocol::auth::AuthRejection;
+use bridge_protocol::fields::FieldError;
+use bridge_protocol::remote_path::RemotePathError;
+use bridge_protocol::routes::RouteError;
+use bridge_protocol::sandbox_id::SandboxIdError;
+
 use crate::config::ConfigError;
-use crate::remote_path::RemotePathError;
-use crate::sandbox::{SandboxError, SandboxIdError};
+use crate::sandbox::SandboxError;
 
 /// A failed request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,24 +28,9 @@ pub enum BridgeError {
     /// The body or a parameter is malformed.
     #[error("{0}")]
     InvalidRequest(String),
-    /// No such route.
-    #[error("there is no route {method} {path}")]
-    NotFound {
-        /// Request method.
-        method: String,
-        /// Request path.
-        path: String,
-    },
-    /// The route exists, but not with this method.
-    #[error("{path} does not accept {method}; use {}", allowed.join(" or "))]
-    MethodNotAllowed {
-        /// Request method.
-        method: String,
-        /// Request path.
-        path: String,
-        /// Methods the route accepts.
-        allowed: Vec<&'static str>,
-    },
+    /// No route matches.
+    #[error(transparent)]
+    Route(#[from] RouteError),
     /// No lease with this id exists.
     #[error("lease {0} does not exist")]
     LeaseNotFound(String),
@@ -94,11 +83,11 @@ impl BridgeError {
             Self::Unauthorized(_) => 401,
             Self::BodyTooLarge { .. } => 413,
             Self::InvalidRequest(_) => 400,
-            Self::NotFound { .. } | Self::LeaseNotFound(_) => 404,
+            Self::Route(RouteError::NotFound { .. }) | Self::LeaseNotFound(_) => 404,
             Self::LeaseNotActive { .. } | Self::SandboxStateLost(_) => 409,
             Self::InvalidEnvKey(_) => 422,
             Self::Relayed { status, .. } => *status,
-            Self::MethodNotAllowed { .. } => 405,
+            Self::Route(RouteError::MethodNotAllowed { .. }) => 405,
             Self::Sandbox(SandboxError::Timeout(_)) => 504,
             Self::Sandbox(_) => 502,
         }
@@ -123,13 +112,13 @@ impl BridgeError {
                 }),
             ),
             Self::InvalidRequest(_) => (ErrorCode::InvalidRequest, None),
-            Self::NotFound { .. } => (ErrorCode::NotFound, None),
+            Self::Route(RouteError::NotFound { .. }) => (ErrorCode::NotFound, None),
             Self::LeaseNotFound(_) => (ErrorCode::LeaseNotFound, None),
             Self::LeaseNotActive { .. } => (ErrorCode::LeaseNotActive, None),
             Self::SandboxStateLost(_) => (ErrorCode::SandboxStateLost, None),
             Self::InvalidEnvKey(_) => (ErrorCode::InvalidEnvKey, None),
             Self::Relayed { body, .. } => return body.clone(),
-            Self::MethodNotAllowed { allowed, .. } => (
+            Self::Route(RouteError::MethodNotAllowed { allowed, .. }) => (
                 ErrorCode::MethodNotAllowed,
                 Some(ErrorDetails {
                     allowed_methods: allowed.iter().map(|method| (*method).to_owned()).collect(),
@@ -148,6 +137,12 @@ impl BridgeError {
     }
 }
 
+impl From<FieldError> for BridgeError {
+    fn from(error: FieldError) -> Self {
+        Self::InvalidRequest(error.0)
+    }
+}
+
 impl From<RemotePathError> for BridgeError {
     fn from(error: RemotePathError) -> Self {
         Self::InvalidRequest(error.to_string())
@@ -163,7 +158,7 @@ impl From<SandboxIdError> for BridgeError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::AuthRejectionReason;
+    use bridge_protocol::auth::AuthRejectionReason;
 
     #[test]
     fn maps_each_error_to_its_status_and_code() {
@@ -189,10 +184,10 @@ mod tests {
                 ErrorCode::InvalidRequest,
             ),
             (
-                BridgeError::NotFound {
+                BridgeError::Route(RouteError::NotFound {
                     method: "GET".into(),
                     path: "/x".into(),
-                },
+                }),
                 404,
                 ErrorCode::NotFound,
             ),
@@ -230,11 +225,11 @@ mod tests {
             "{}",
             body.message
         );
-        let body = BridgeError::MethodNotAllowed {
+        let body = BridgeError::Route(RouteError::MethodNotAllowed {
             method: "GET".into(),
             path: "/api/paperclip-sandbox/v1/probe".into(),
             allowed: vec!["POST"],
-        }
+        })
         .to_body();
         assert_eq!(
             body.message,

@@ -1,8 +1,8 @@
 //! The probe's pure part: validating its request and wording its result.
 
-use crate::api::ProbeRequest;
 use crate::error::BridgeError;
-use crate::remote_path::RemotePath;
+use bridge_protocol::api::ProbeRequest;
+use bridge_protocol::remote_path::RemotePath;
 
 /// A validated probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +36,7 @@ impl ProbePlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::DEFAULT_REMOTE_CWD;
+    use bridge_protocol::api::DEFAULT_REMOTE_CWD;
 
     #[test]
     fn fills_defaults_and_validates() {

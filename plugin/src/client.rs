@@ -6,12 +6,12 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bridge_worker::api::{ErrorBody, ErrorCode};
-use bridge_worker::auth::{
+use bridge_protocol::api::{ErrorBody, ErrorCode};
+use bridge_protocol::auth::{
     CONTENT_SHA256_HEADER, KeyId, Nonce, RESPONSE_SIGNATURE_HEADER, RequestSigner,
     ResponseSignature, SecretKey,
 };
-use bridge_worker::routes::Route;
+use bridge_protocol::routes::Route;
 use reqwest::Url;
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -2,11 +2,11 @@
 //! the typed settings every call works with. Unknown keys are never touched: the host stores
 //! `normalizedConfig` as it is, and keys it owns (`timeoutMs`, `reuseLease`, …) must survive.
 
-use bridge_worker::api::{DEFAULT_REMOTE_CWD, SessionStrategy};
-use bridge_worker::auth::{KeyId, SecretKey};
-use bridge_worker::exec::MAX_TIMEOUT_MS;
-use bridge_worker::lease::settings::{DEFAULT_SESSION_ID, session_id, sleep_after};
-use bridge_worker::remote_path::RemotePath;
+use bridge_protocol::api::{DEFAULT_REMOTE_CWD, SessionStrategy};
+use bridge_protocol::auth::{KeyId, SecretKey};
+use bridge_protocol::fields::MAX_TIMEOUT_MS;
+use bridge_protocol::fields::{DEFAULT_SESSION_ID, session_id, sleep_after};
+use bridge_protocol::remote_path::RemotePath;
 use reqwest::Url;
 use serde_json::{Map, Value};
 

@@ -144,7 +144,7 @@ fn config_schema() -> Value {
             },
             "requestedCwd": {
                 "type": "string",
-                "default": bridge_worker::api::DEFAULT_REMOTE_CWD,
+                "default": bridge_protocol::api::DEFAULT_REMOTE_CWD,
                 "description": "Absolute working directory of commands in the sandbox."
             },
             "sessionStrategy": {
@@ -155,7 +155,7 @@ fn config_schema() -> Value {
             },
             "sessionId": {
                 "type": "string",
-                "default": bridge_worker::lease::settings::DEFAULT_SESSION_ID,
+                "default": bridge_protocol::fields::DEFAULT_SESSION_ID,
                 "x-paperclip-advanced": true
             },
             "timeoutMs": {

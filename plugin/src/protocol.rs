@@ -201,7 +201,7 @@ pub struct ReceiptResult {
     /// The lease.
     pub provider_lease_id: String,
     /// `stopped` or `destroyed`.
-    pub state: bridge_worker::api::TerminationState,
+    pub state: bridge_protocol::api::TerminationState,
 }
 
 /// Result of `environmentRealizeWorkspace`.

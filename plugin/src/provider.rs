@@ -2,13 +2,13 @@
 
 use std::time::{Duration, Instant};
 
-use bridge_worker::api::{
+use bridge_protocol::api::{
     AcquireLeaseRequest, ErrorCode, ExecRequest, ExecResult, LeaseResponse, ProbeRequest,
     ProbeResponse, ReleaseLeaseRequest, ResumeLeaseRequest, SessionMode, TerminationReceipt,
     TerminationState,
 };
-use bridge_worker::exec::EXEC_CHANNEL_VAR;
-use bridge_worker::routes::Route;
+use bridge_protocol::fields::EXEC_CHANNEL_VAR;
+use bridge_protocol::routes::Route;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -169,7 +169,7 @@ impl Provider {
         let timeout_ms = config
             .timeout_ms
             .max(config.bridge_request_timeout_ms)
-            .min(bridge_worker::lease::settings::MAX_LIFECYCLE_TIMEOUT_MS);
+            .min(bridge_protocol::fields::MAX_LIFECYCLE_TIMEOUT_MS);
         let request = AcquireLeaseRequest {
             environment_id: params.driver.environment_id.unwrap_or_default(),
             run_id: params.run_id,
@@ -201,7 +201,7 @@ impl Provider {
         let timeout_ms = config
             .timeout_ms
             .max(config.bridge_request_timeout_ms)
-            .min(bridge_worker::lease::settings::MAX_LIFECYCLE_TIMEOUT_MS);
+            .min(bridge_protocol::fields::MAX_LIFECYCLE_TIMEOUT_MS);
         let request = ResumeLeaseRequest {
             provider_lease_id: params.provider_lease_id,
             keep_alive: Some(config.keep_alive),

@@ -1,9 +1,9 @@
 //! Reading the bridge's execution stream: SSE bytes in any chunking, output items out, and a
 //! terminal event whose signature proves it came from the bridge for this request.
 
-use bridge_worker::api::{ExecResult, OutputChunk, StreamFailure};
-use bridge_worker::auth::{SecretKey, StreamOutcome};
-use bridge_worker::sse::{SseDecoder, SseItem};
+use bridge_protocol::api::{ExecResult, OutputChunk, StreamFailure};
+use bridge_protocol::auth::{SecretKey, StreamOutcome};
+use bridge_protocol::sse::{SseDecoder, SseItem};
 
 /// Which output stream a chunk belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,8 +140,8 @@ impl StreamReader {
 
 #[cfg(test)]
 mod tests {
-    use bridge_worker::api::ErrorCode;
-    use bridge_worker::sse::encode_event;
+    use bridge_protocol::api::ErrorCode;
+    use bridge_protocol::sse::encode_event;
 
     use super::*;
 

@@ -3,13 +3,13 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bridge_worker::api::{ErrorBody, ExecRequest, ExecResult, OutputChunk, StreamFailure};
-use bridge_worker::auth::{
+use bridge_protocol::api::{ErrorBody, ExecRequest, ExecResult, OutputChunk, StreamFailure};
+use bridge_protocol::auth::{
     CONTENT_SHA256_HEADER, KeyId, Nonce, RESPONSE_SIGNATURE_HEADER, RequestSigner,
     ResponseSignature, SecretKey, StreamOutcome,
 };
-use bridge_worker::routes::Route;
-use bridge_worker::sse::{SseDecoder, SseItem};
+use bridge_protocol::routes::Route;
+use bridge_protocol::sse::{SseDecoder, SseItem};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

@@ -3,10 +3,10 @@
 
 mod common;
 
+use bridge_protocol::api::{ErrorCode, HealthResponse};
+use bridge_protocol::auth::{AuthRejectionReason, CONTENT_SHA256_HEADER};
+use bridge_protocol::routes::Route;
 use bridge_tests::client::{BridgeClient, PreparedRequest, RawResponse};
-use bridge_worker::api::{ErrorCode, HealthResponse};
-use bridge_worker::auth::{AuthRejectionReason, CONTENT_SHA256_HEADER};
-use bridge_worker::routes::Route;
 use common::TestStack;
 
 fn unix_now() -> u64 {

@@ -6,12 +6,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use bridge_tests::client::{ClientError, StreamEnd, StreamItem};
-use bridge_worker::api::{
+use bridge_protocol::api::{
     CancelRequest, CancelResponse, ErrorCode, ExecResult, ExecutionStatus, LeaseDetails,
     SessionMode, TerminationState,
 };
-use bridge_worker::routes::Route;
+use bridge_protocol::routes::Route;
+use bridge_tests::client::{ClientError, StreamEnd, StreamItem};
 use common::leases::{acquire, command, release, run, shell};
 use common::{TestStack, processes_matching};
 use sha2::{Digest, Sha256};
@@ -237,7 +237,7 @@ async fn thirty_two_concurrent_commands_over_eight_leases_do_not_cross() {
                 "printf '%s' \"$TOKEN\" > \"mine-$TOKEN\"; sleep 0.2; cat \"mine-$TOKEN\"; echo; ls",
             );
             request.env = BTreeMap::from([("TOKEN".to_owned(), token.clone())]);
-            request.session = bridge_worker::api::SessionMode::None;
+            request.session = bridge_protocol::api::SessionMode::None;
             (lease_index, token, run(&client, &request).await)
         }
     }))

@@ -5,12 +5,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use bridge_tests::client::ClientError;
-use bridge_worker::api::{
+use bridge_protocol::api::{
     ErrorCode, ExecResult, LeaseDetails, LeaseResponse, LeaseState, ResumeLeaseRequest,
     TerminationReceipt, TerminationState,
 };
-use bridge_worker::routes::Route;
+use bridge_protocol::routes::Route;
+use bridge_tests::client::ClientError;
 use common::leases::{acquire, acquire_reusable, release, run, shell};
 use common::{TestStack, live_sandboxes, wipe_the_only_sandbox};
 

@@ -3,9 +3,9 @@
 
 mod common;
 
+use bridge_protocol::api::{ErrorCode, ProbeRequest, ProbeResponse};
+use bridge_protocol::routes::Route;
 use bridge_tests::client::ClientError;
-use bridge_worker::api::{ErrorCode, ProbeRequest, ProbeResponse};
-use bridge_worker::routes::Route;
 use common::{TestStack, live_sandboxes};
 
 #[tokio::test]

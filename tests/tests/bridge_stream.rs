@@ -5,8 +5,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use bridge_protocol::api::ErrorCode;
 use bridge_tests::client::{StreamEnd, StreamItem};
-use bridge_worker::api::ErrorCode;
 use common::leases::{acquire, acquire_reusable, shell};
 use common::{TestStack, wipe_the_only_sandbox};
 use sha2::{Digest, Sha256};

@@ -20,12 +20,12 @@ use bridge_tests::local_sandbox::{SANDBOX_ID_VAR, processes_with_cmdline, proces
 use bridge_tests::paperclip::deployment::{PLUGIN_KEY, PROVIDER};
 use bridge_tests::paperclip::{Deployment, FakeAgent, HeartbeatRun};
 
-use bridge_worker::api::{
+use bridge_protocol::api::LEASE_ENV_VAR;
+use bridge_protocol::api::{
     AcquireLeaseRequest, ExecRequest, ExecResult, ExecutionStatus, LeaseDetails, LeaseResponse,
     ReleaseLeaseRequest, ResumeLeaseRequest, TerminationReceipt,
 };
-use bridge_worker::routes::Route;
-use bridge_worker::script::LEASE_ENV_VAR;
+use bridge_protocol::routes::Route;
 use serde_json::json;
 
 /// Longest a heartbeat run of the fake agent may take.

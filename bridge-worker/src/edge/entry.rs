@@ -5,11 +5,11 @@ use worker::{Context, Env, Request, Response, event};
 use super::handlers::{self, Answer, Call};
 use super::http::{self, Reply};
 use super::replay_guard;
-use crate::api::HEALTHZ_PATH;
-use crate::auth::{Authenticated, IncomingRequest};
 use crate::config::BridgeConfig;
 use crate::error::BridgeError;
-use crate::routes::{RequestTarget, Route};
+use bridge_protocol::api::HEALTHZ_PATH;
+use bridge_protocol::auth::{Authenticated, IncomingRequest};
+use bridge_protocol::routes::{RequestTarget, Route};
 
 #[event(fetch)]
 async fn fetch(request: Request, env: Env, _context: Context) -> worker::Result<Response> {
@@ -63,7 +63,7 @@ async fn serve(
                 .await
                 .unwrap_or_else(|error| Answer::Json(Reply::error(&error)))
         }
-        Err(error) => Answer::Json(Reply::error(&error)),
+        Err(error) => Answer::Json(Reply::error(&error.into())),
     };
     (answer, Some(authenticated))
 }
@@ -78,7 +78,7 @@ async fn authenticate(
 ) -> Result<Authenticated, BridgeError> {
     let header = |name: &str| request.headers().get(name).ok().flatten();
     let authorization = header("Authorization");
-    let content_sha256 = header(crate::auth::CONTENT_SHA256_HEADER);
+    let content_sha256 = header(bridge_protocol::auth::CONTENT_SHA256_HEADER);
     let host = header("Host");
     let now = http::unix_now();
     let authenticated = config.verifier.verify(

@@ -14,14 +14,16 @@ use worker::{ByteStream, Delay, Env, Headers, Response};
 
 use super::lease_object::{self, stop_execution};
 use super::sandbox_stub::Sandbox;
-use crate::api::{ExecRequest, ExecResult, ExecutionStatus, StreamFailure};
-use crate::auth::{Authenticated, StreamOutcome};
 use crate::error::BridgeError;
 use crate::exec::{Chunk, Conclusion, EndRecord, Ending, ExecPlan, OutputTracker, Unconcluded};
 use crate::lease::protocol::{ExecutionEnded, ExecutionTicket, LeaseCommand};
 use crate::sandbox::{ContainerEvent, SandboxError, SandboxId};
-use crate::script::{CommandScript, EXECUTION_ENV_VAR, LEASE_ENV_VAR, stdin_path};
-use crate::sse::{SseDecoder, SseItem, encode_comment, encode_event};
+use bridge_protocol::api::{EXECUTION_ENV_VAR, LEASE_ENV_VAR};
+use bridge_protocol::api::{ExecRequest, ExecResult, ExecutionStatus, StreamFailure};
+use bridge_protocol::auth::{Authenticated, StreamOutcome};
+
+use crate::script::{CommandScript, stdin_path};
+use bridge_protocol::sse::{SseDecoder, SseItem, encode_comment, encode_event};
 
 /// Longest silence before a heartbeat comment.
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -56,7 +58,7 @@ impl Sink {
         }
     }
 
-    /// Forwards a chunk as `{"data": …}` (the shape of [`crate::api::OutputChunk`]), splicing
+    /// Forwards a chunk as `{"data": …}` (the shape of [`bridge_protocol::api::OutputChunk`]), splicing
     /// in the still-encoded text instead of decoding and re-encoding it.
     async fn chunk(&mut self, chunk: Chunk) {
         if matches!(self, Self::Collect) {
@@ -357,8 +359,8 @@ pub async fn cancel(
     env: &Env,
     lease_id: &str,
     execution_id: &str,
-) -> Result<crate::api::CancelResponse, BridgeError> {
-    let execution_id = crate::exec::execution_id(execution_id)?;
+) -> Result<bridge_protocol::api::CancelResponse, BridgeError> {
+    let execution_id = bridge_protocol::fields::execution_id(execution_id)?;
     SandboxId::parse(lease_id)?;
     lease_object::send(env, lease_id, LeaseCommand::Cancel { execution_id }).await
 }

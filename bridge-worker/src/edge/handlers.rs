@@ -6,23 +6,23 @@ use worker::{Env, Response};
 use super::http::{Reply, unix_millis};
 use super::sandbox_stub::{Sandbox, with_deadline};
 use super::{exec, lease_object};
-use crate::api::{
-    API_VERSION, BRIDGE_VERSION, CancelRequest, Capabilities, HealthResponse, LeaseDetails,
-    LeaseResponse, PROVIDER, ProbeRequest, ProbeResponse, ReleaseLeaseRequest, ResumeLeaseRequest,
-    TerminationReceipt,
-};
-use crate::auth::Authenticated;
 use crate::config::BridgeConfig;
 use crate::error::BridgeError;
 use crate::lease::AcquirePlan;
 use crate::lease::protocol::LeaseCommand;
-use crate::lease::settings::{lifecycle_timeout, optional_sleep_after};
 use crate::probe::ProbePlan;
-use crate::routes::Route;
 use crate::sandbox::{
     ExecOptions, SESSIONLESS, SandboxConfiguration, SandboxError, SandboxId, SandboxName,
 };
 use crate::script::probe_script;
+use bridge_protocol::api::{
+    API_VERSION, BRIDGE_VERSION, CancelRequest, Capabilities, HealthResponse, LeaseDetails,
+    LeaseResponse, PROVIDER, ProbeRequest, ProbeResponse, ReleaseLeaseRequest, ResumeLeaseRequest,
+    TerminationReceipt,
+};
+use bridge_protocol::auth::Authenticated;
+use bridge_protocol::fields::{lifecycle_timeout, optional_sleep_after};
+use bridge_protocol::routes::Route;
 
 /// Deadline for destroying a sandbox; `destroy()` itself has none.
 const DESTROY_TIMEOUT_MS: u64 = 30_000;

@@ -4,8 +4,8 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use worker::{Env, Headers, Request, Response};
 
-use crate::auth::{Authenticated, RESPONSE_SIGNATURE_HEADER, ResponseSignature};
 use crate::error::BridgeError;
+use bridge_protocol::auth::{Authenticated, RESPONSE_SIGNATURE_HEADER, ResponseSignature};
 
 /// A JSON reply before it is signed.
 pub struct Reply {

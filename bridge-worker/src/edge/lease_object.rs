@@ -11,9 +11,6 @@ use worker::{DurableObject, Env, Method, Request, RequestInit, Response, State, 
 
 use super::http::{self, Reply};
 use super::sandbox_stub::{Sandbox, with_deadline};
-use crate::api::{
-    CancelResponse, ErrorBody, ExecutionStatus, LeaseState, TerminationReceipt, TerminationState,
-};
 use crate::config::{DEFAULT_LEASE_IDLE_TTL_SECONDS, lease_idle_ttl_seconds};
 use crate::error::BridgeError;
 use crate::lease::protocol::{ExecutionEnded, ExecutionTicket, LeaseCommand, LeaseRequest};
@@ -21,6 +18,9 @@ use crate::lease::{AcquireDecision, AcquirePlan, LeaseRecord};
 use crate::sandbox::{SandboxConfiguration, SandboxError, SandboxId, SandboxName};
 use crate::script::{
     KillOutcome, kill_lease_script, kill_script, prepare_script, sentinel_check_script,
+};
+use bridge_protocol::api::{
+    CancelResponse, ErrorBody, ExecutionStatus, LeaseState, TerminationReceipt, TerminationState,
 };
 
 /// Binding name of the lease namespace in `wrangler.toml`.
@@ -160,7 +160,10 @@ impl LeaseObject {
         }
     }
 
-    async fn acquire(&self, plan: AcquirePlan) -> Result<crate::api::LeaseResponse, BridgeError> {
+    async fn acquire(
+        &self,
+        plan: AcquirePlan,
+    ) -> Result<bridge_protocol::api::LeaseResponse, BridgeError> {
         let existing = self.load().await?;
         match LeaseRecord::decide_acquire(existing.as_ref(), &plan) {
             AcquireDecision::AlreadyActive => {
@@ -197,7 +200,7 @@ impl LeaseObject {
         &self,
         plan: &AcquirePlan,
         destroy_on_failure: bool,
-    ) -> Result<crate::api::LeaseResponse, BridgeError> {
+    ) -> Result<bridge_protocol::api::LeaseResponse, BridgeError> {
         let mut record = LeaseRecord::acquiring(plan, random_token()?, now());
         self.save(&record).await?;
         let sandbox = self.sandbox(&plan.lease_id)?;
@@ -248,7 +251,7 @@ impl LeaseObject {
         keep_alive: Option<bool>,
         sleep_after: Option<String>,
         timeout_ms: u64,
-    ) -> Result<crate::api::LeaseResponse, BridgeError> {
+    ) -> Result<bridge_protocol::api::LeaseResponse, BridgeError> {
         let mut record = self.existing(lease_id).await?;
         record.check_resumable()?;
         let sandbox = self.sandbox(&record.lease_id)?;

@@ -5,7 +5,10 @@ mod entry;
 mod exec;
 mod handlers;
 mod http;
+// `#[durable_object]` adds undocumented glue methods (the JS-facing constructor and handlers).
+#[allow(missing_docs)]
 mod lease_object;
+#[allow(missing_docs)]
 mod replay_guard;
 mod sandbox_stub;
 

@@ -10,8 +10,8 @@ use worker::{
     durable_object,
 };
 
-use crate::auth::{AuthRejection, Nonce};
 use crate::error::BridgeError;
+use bridge_protocol::auth::{AuthRejection, Nonce};
 
 /// Binding name of the replay guard namespace in `wrangler.toml`.
 const BINDING: &str = "REPLAY_GUARD";

@@ -1,9 +1,9 @@
 //! How an execution ended, as reported to the client and the journal.
 
 use super::output::{Ending, Retained};
-use crate::api::{ExecResult, ExecutionStatus};
 use crate::sandbox::SandboxError;
 use crate::script::KillOutcome;
+use bridge_protocol::api::{ExecResult, ExecutionStatus};
 
 /// Why an execution could not be concluded with a result.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,4 @@ mod plan;
 pub use conclusion::{Conclusion, Unconcluded};
 pub use end_record::{EndRecord, EndScanner};
 pub use output::{Chunk, Ending, OutputStream, OutputTracker, Retained, Step};
-pub use plan::{
-    DEFAULT_TIMEOUT_MS, EXEC_CHANNEL_VAR, ExecPlan, MAX_TIMEOUT_MS, execution_id,
-    is_shell_identifier,
-};
+pub use plan::{ExecPlan, is_shell_identifier};

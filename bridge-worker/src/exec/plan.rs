@@ -1,15 +1,10 @@
 //! Validating an exec request before anything runs.
 
-use crate::api::{ExecRequest, SessionMode, SessionStrategy};
-use crate::error::BridgeError;
-use crate::remote_path::RemotePath;
+use bridge_protocol::api::{ExecRequest, SessionMode, SessionStrategy};
+use bridge_protocol::fields::{EXEC_CHANNEL_VAR, command_timeout, execution_id};
+use bridge_protocol::remote_path::RemotePath;
 
-/// Env var with which Paperclip marks its control-plane commands.
-pub const EXEC_CHANNEL_VAR: &str = "PAPERCLIP_SANDBOX_EXEC_CHANNEL";
-/// Default command timeout when the request names none.
-pub const DEFAULT_TIMEOUT_MS: u64 = 300_000;
-/// Longest command timeout accepted (a day).
-pub const MAX_TIMEOUT_MS: u64 = 86_400_000;
+use crate::error::BridgeError;
 
 /// A validated execution.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,12 +80,7 @@ impl ExecPlan {
                 argv[0]
             )));
         }
-        let timeout_ms = request.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
-        if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
-            return Err(BridgeError::InvalidRequest(format!(
-                "timeoutMs must be between 1 and {MAX_TIMEOUT_MS} milliseconds, got {timeout_ms}"
-            )));
-        }
+        let timeout_ms = command_timeout(request.timeout_ms)?;
         Ok(Self {
             lease_id: request.provider_lease_id,
             execution_id,
@@ -137,25 +127,11 @@ pub fn is_shell_identifier(key: &str) -> bool {
         && bytes.all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
 }
 
-/// 1–64 of `A–Z a–z 0–9 _ -`: safe as a file name and in a URL path.
-pub fn execution_id(id: &str) -> Result<String, BridgeError> {
-    let valid = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-');
-    if valid {
-        Ok(id.to_owned())
-    } else {
-        Err(BridgeError::InvalidRequest(format!(
-            "executionId must be 1–64 characters of A–Z a–z 0–9 _ -, got {id:?}"
-        )))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+
+    use bridge_protocol::fields::DEFAULT_TIMEOUT_MS;
 
     use super::*;
 

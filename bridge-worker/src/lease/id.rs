@@ -3,8 +3,8 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::api::ReuseScope;
 use crate::sandbox::{SandboxId, SandboxIdError};
+use bridge_protocol::api::ReuseScope;
 
 /// Longest readable part taken from a run or environment id.
 const READABLE_LEN: usize = 40;

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::settings::AcquirePlan;
-use crate::api::{ExecutionStatus, SessionStrategy};
+use bridge_protocol::api::{ExecutionStatus, SessionStrategy};
 
 /// A command addressed to the object of lease `lease_id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

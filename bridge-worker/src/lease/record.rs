@@ -7,8 +7,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::settings::{AcquirePlan, LeaseSettings};
-use crate::api::{ExecutionRecord, ExecutionStatus, LeaseDetails, LeaseResponse, LeaseState};
 use crate::error::BridgeError;
+use bridge_protocol::api::{
+    ExecutionRecord, ExecutionStatus, LeaseDetails, LeaseResponse, LeaseState,
+};
 
 /// Executions kept in the journal; older finished ones are dropped first.
 pub const JOURNAL_LEN: usize = 32;
@@ -344,7 +346,7 @@ impl LeaseRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{AcquireLeaseRequest, SessionStrategy};
+    use bridge_protocol::api::{AcquireLeaseRequest, SessionStrategy};
 
     fn plan(run_id: &str, reusable: bool) -> AcquirePlan {
         AcquirePlan::from_request(&AcquireLeaseRequest {

@@ -2,17 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::{AcquireLeaseRequest, ReuseScope, SessionStrategy};
 use crate::error::BridgeError;
-use crate::remote_path::RemotePath;
 use crate::sandbox::SandboxId;
-
-/// Session name used when a client names none.
-pub const DEFAULT_SESSION_ID: &str = "paperclip";
-/// Default deadline for preparing or reattaching a sandbox.
-pub const DEFAULT_LIFECYCLE_TIMEOUT_MS: u64 = 120_000;
-/// Longest deadline accepted for a lifecycle operation.
-pub const MAX_LIFECYCLE_TIMEOUT_MS: u64 = 600_000;
+use bridge_protocol::api::{AcquireLeaseRequest, ReuseScope, SessionStrategy};
+use bridge_protocol::fields::{identifier, lifecycle_timeout, optional_sleep_after, session_id};
+use bridge_protocol::remote_path::RemotePath;
 
 /// Everything a lease keeps from its acquisition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,70 +89,12 @@ impl AcquirePlan {
     }
 }
 
-/// A deadline for acquire or resume: default, or the request's within bounds.
-pub fn lifecycle_timeout(timeout_ms: Option<u64>) -> Result<u64, BridgeError> {
-    let timeout_ms = timeout_ms.unwrap_or(DEFAULT_LIFECYCLE_TIMEOUT_MS);
-    if (1..=MAX_LIFECYCLE_TIMEOUT_MS).contains(&timeout_ms) {
-        Ok(timeout_ms)
-    } else {
-        Err(BridgeError::InvalidRequest(format!(
-            "timeoutMs must be between 1 and {MAX_LIFECYCLE_TIMEOUT_MS} milliseconds, got {timeout_ms}"
-        )))
-    }
-}
-
-/// `sleepAfter`: a positive whole number of seconds, optionally suffixed `s`, `m` or `h`.
-pub fn sleep_after(value: &str) -> Result<String, BridgeError> {
-    let digits = value.strip_suffix(['s', 'm', 'h']).unwrap_or(value);
-    let valid = !digits.is_empty()
-        && !digits.starts_with('0')
-        && digits.len() <= 6
-        && digits.bytes().all(|byte| byte.is_ascii_digit());
-    if valid {
-        Ok(value.to_owned())
-    } else {
-        Err(BridgeError::InvalidRequest(format!(
-            "sleepAfter must be a duration such as \"90s\", \"10m\" or \"1h\", got {value:?}"
-        )))
-    }
-}
-
-/// An optional `sleepAfter`, validated when present.
-pub fn optional_sleep_after(value: Option<&str>) -> Result<Option<String>, BridgeError> {
-    value.map(sleep_after).transpose()
-}
-
-/// A client-side identifier: 1–256 characters without control characters.
-fn identifier(field: &str, value: &str) -> Result<String, BridgeError> {
-    if value.is_empty() || value.len() > 256 || value.chars().any(char::is_control) {
-        return Err(BridgeError::InvalidRequest(format!(
-            "{field} must be 1–256 characters without control characters"
-        )));
-    }
-    Ok(value.to_owned())
-}
-
-/// A session name: 1–64 of `A–Z a–z 0–9 . _ -`.
-pub fn session_id(value: Option<&str>) -> Result<String, BridgeError> {
-    let value = value.unwrap_or(DEFAULT_SESSION_ID);
-    let valid = !value.is_empty()
-        && value.len() <= 64
-        && value
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'));
-    if valid {
-        Ok(value.to_owned())
-    } else {
-        Err(BridgeError::InvalidRequest(format!(
-            "sessionId must be 1–64 characters of A–Z a–z 0–9 . _ -, got {value:?}"
-        )))
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use bridge_protocol::fields::{DEFAULT_LIFECYCLE_TIMEOUT_MS, DEFAULT_SESSION_ID};
+
     use super::*;
-    use crate::api::DEFAULT_REMOTE_CWD;
+    use bridge_protocol::api::DEFAULT_REMOTE_CWD;
 
     fn request() -> AcquireLeaseRequest {
         AcquireLeaseRequest {
@@ -254,16 +190,6 @@ mod tests {
         for (request, field) in cases {
             let message = rejection(&request);
             assert!(message.contains(field), "{field}: {message}");
-        }
-    }
-
-    #[test]
-    fn sleep_after_accepts_durations_only() {
-        for good in ["30", "90s", "10m", "1h"] {
-            assert_eq!(sleep_after(good).expect("valid"), good);
-        }
-        for bad in ["", "0m", "m", "10d", "-5s", "1.5h", "9999999"] {
-            assert!(sleep_after(bad).is_err(), "{bad}");
         }
     }
 }

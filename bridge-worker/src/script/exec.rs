@@ -14,14 +14,11 @@
 //! sessions of their own, without any per-execution file to create or clean up (the SDK's own
 //! session timeout leaves commands running, so it is never relied on).
 
+use bridge_protocol::api::{EXECUTION_ENV_VAR, LEASE_ENV_VAR};
+
 use super::{LOCK_DIR, SENTINEL_PATH, execution_prefix, quote};
 use crate::exec::{EndRecord, is_shell_identifier};
 
-/// Environment variable marking every process of an execution; its value is the execution id.
-pub const EXECUTION_ENV_VAR: &str = "PAPERCLIP_BRIDGE_EXECUTION";
-/// Environment variable marking every process of a lease's executions; its value is the lease id
-/// (one sandbox per lease, but the local stack runs every sandbox on one host).
-pub const LEASE_ENV_VAR: &str = "PAPERCLIP_BRIDGE_LEASE";
 /// Exit code of the script when the sandbox lacks the lease sentinel; the command did not run.
 pub const LOST_EXIT_CODE: i32 = 86;
 /// The stderr line accompanying [`LOST_EXIT_CODE`].

@@ -7,8 +7,7 @@ mod exec;
 mod lease;
 
 pub use exec::{
-    CommandScript, EXECUTION_ENV_VAR, KillOutcome, LEASE_ENV_VAR, LOST_EXIT_CODE, LOST_MARKER,
-    kill_lease_script, kill_script,
+    CommandScript, KillOutcome, LOST_EXIT_CODE, LOST_MARKER, kill_lease_script, kill_script,
 };
 pub use lease::{prepare_script, sentinel_check_script};
 

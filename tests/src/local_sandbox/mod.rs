@@ -38,6 +38,7 @@ mod sse;
 mod time;
 mod utf8;
 
+pub use errors::SESSIONLESS;
 pub use launcher::{SANDBOX_ID_VAR, STATE_DIR_VAR};
 pub use proctree::{processes_with_cmdline, processes_with_env};
 pub use server::{ServerError, run};

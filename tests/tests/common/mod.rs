@@ -62,12 +62,12 @@ impl TestStack {
 /// Helpers for tests that drive leases and executions.
 #[allow(dead_code)]
 pub mod leases {
-    use bridge_tests::client::BridgeClient;
-    use bridge_worker::api::{
+    use bridge_protocol::api::{
         AcquireLeaseRequest, ExecRequest, ExecResult, LeaseResponse, ReleaseLeaseRequest,
         TerminationReceipt,
     };
-    use bridge_worker::routes::Route;
+    use bridge_protocol::routes::Route;
+    use bridge_tests::client::BridgeClient;
 
     /// Acquires a per-run lease.
     pub async fn acquire(client: &BridgeClient, environment: &str, run: &str) -> LeaseResponse {

@@ -8,13 +8,13 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use bridge_tests::client::{BridgeClient, StreamEnd, StreamItem};
-use bridge_tests::harness::{LocalStack, StackOptions};
-use bridge_worker::api::{
+use bridge_protocol::api::{
     AcquireLeaseRequest, ExecRequest, ExecResult, LeaseResponse, SessionMode,
 };
-use bridge_worker::routes::Route;
-use bridge_worker::sandbox::SESSIONLESS;
+use bridge_protocol::routes::Route;
+use bridge_tests::client::{BridgeClient, StreamEnd, StreamItem};
+use bridge_tests::harness::{LocalStack, StackOptions};
+use bridge_tests::local_sandbox::SESSIONLESS;
 use serde_json::json;
 
 use crate::build;

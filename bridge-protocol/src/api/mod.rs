@@ -33,3 +33,9 @@ pub const API_VERSION: u32 = 1;
 pub const BRIDGE_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Remote working directory used when a client asks for none.
 pub const DEFAULT_REMOTE_CWD: &str = "/workspace/paperclip";
+/// Environment variable marking every process of an execution inside its sandbox; its value is
+/// the execution id.
+pub const EXECUTION_ENV_VAR: &str = "PAPERCLIP_BRIDGE_EXECUTION";
+/// Environment variable marking every process of a lease's executions; its value is the lease id
+/// (one sandbox per lease, but the local stack runs every sandbox on one host).
+pub const LEASE_ENV_VAR: &str = "PAPERCLIP_BRIDGE_LEASE";

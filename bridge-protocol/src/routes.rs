@@ -1,7 +1,29 @@
 //! The route table of the API, shared by the Worker's dispatcher and the clients.
 
 use crate::api::BASE_PATH;
-use crate::error::BridgeError;
+
+/// Why a request matches no route.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    /// No such route.
+    #[error("there is no route {method} {path}")]
+    NotFound {
+        /// Request method.
+        method: String,
+        /// Request path.
+        path: String,
+    },
+    /// The route exists, but not with this method.
+    #[error("{path} does not accept {method}; use {}", allowed.join(" or "))]
+    MethodNotAllowed {
+        /// Request method.
+        method: String,
+        /// Request path.
+        path: String,
+        /// Methods the route accepts.
+        allowed: Vec<&'static str>,
+    },
+}
 
 /// An API route, with its path parameter where it has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +109,7 @@ impl Route {
     }
 
     /// Finds the route for a request, or the 404/405 error to answer.
-    pub fn resolve(method: &str, path: &str) -> Result<Self, BridgeError> {
+    pub fn resolve(method: &str, path: &str) -> Result<Self, RouteError> {
         let segments: Vec<&str> = match path.strip_prefix(BASE_PATH) {
             Some(rest) if rest.starts_with('/') => rest[1..].split('/').collect(),
             _ => Vec::new(),
@@ -103,12 +125,12 @@ impl Route {
             allowed.push(route_method);
         }
         if allowed.is_empty() {
-            return Err(BridgeError::NotFound {
+            return Err(RouteError::NotFound {
                 method: method.to_owned(),
                 path: path.to_owned(),
             });
         }
-        Err(BridgeError::MethodNotAllowed {
+        Err(RouteError::MethodNotAllowed {
             method: method.to_owned(),
             path: path.to_owned(),
             allowed,
@@ -213,14 +235,14 @@ mod tests {
             assert!(
                 matches!(
                     Route::resolve("GET", path),
-                    Err(BridgeError::NotFound { .. })
+                    Err(RouteError::NotFound { .. })
                 ),
                 "{path}"
             );
         }
         assert_eq!(
             Route::resolve("GET", "/api/paperclip-sandbox/v1/probe"),
-            Err(BridgeError::MethodNotAllowed {
+            Err(RouteError::MethodNotAllowed {
                 method: "GET".into(),
                 path: "/api/paperclip-sandbox/v1/probe".into(),
                 allowed: vec!["POST"],
@@ -228,7 +250,7 @@ mod tests {
         );
         assert!(matches!(
             Route::resolve("PUT", "/api/paperclip-sandbox/v1/leases/x"),
-            Err(BridgeError::MethodNotAllowed { allowed, .. }) if allowed == ["GET", "DELETE"]
+            Err(RouteError::MethodNotAllowed { allowed, .. }) if allowed == ["GET", "DELETE"]
         ));
     }
 }

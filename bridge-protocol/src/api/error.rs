@@ -54,13 +54,6 @@ pub struct ErrorDetails {
     pub allowed_methods: Vec<String>,
 }
 
-impl ErrorDetails {
-    /// True when there is nothing to send.
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
-}
-
 /// `{ "error": <code>, "message": <sentence>, "details"?: {…} }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
