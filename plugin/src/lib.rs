@@ -8,4 +8,3 @@ pub mod manifest;
 pub mod protocol;
 pub mod provider;
 pub mod rpc;
-pub mod stream;

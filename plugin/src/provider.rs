@@ -3,10 +3,11 @@
 use std::time::{Duration, Instant};
 
 use bridge_protocol::api::{
-    AcquireLeaseRequest, ErrorCode, ExecRequest, ExecResult, LeaseResponse, ProbeRequest,
-    ProbeResponse, ReleaseLeaseRequest, ResumeLeaseRequest, SessionMode, TerminationReceipt,
-    TerminationState,
+    AcquireLeaseRequest, ErrorBody, ErrorCode, ExecRequest, ExecResult, LeaseResponse,
+    OutputStream, ProbeRequest, ProbeResponse, ReleaseLeaseRequest, ResumeLeaseRequest,
+    SessionMode, TerminationReceipt, TerminationState,
 };
+use bridge_protocol::client::{CallPolicy, ClientError, StreamEvent};
 use bridge_protocol::fields::EXEC_CHANNEL_VAR;
 use bridge_protocol::routes::Route;
 use serde::Serialize;
@@ -14,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use crate::chunks::{MAX_CHUNK_UNITS, split_for_host};
-use crate::client::{BridgeClient, ClientError};
+use crate::client::{BridgeClient, bridge_client};
 use crate::config::{self, ProviderConfig};
 use crate::protocol::{
     AcquireParams, Diagnostic, ExecuteParams, ExecuteResult, LeaseResult, ProbeResult,
@@ -22,7 +23,6 @@ use crate::protocol::{
     ValidateConfigParams, ValidateConfigResult,
 };
 use crate::rpc::{Handler, Notifier, Request, RpcError, codes};
-use crate::stream::StreamEvent;
 
 /// The optional methods this plugin implements (what `initialize` advertises).
 pub const SUPPORTED_METHODS: [&str; 9] = [
@@ -84,9 +84,9 @@ impl Provider {
     }
 
     fn client(&self, config: &ProviderConfig) -> Result<BridgeClient, RpcError> {
-        Ok(BridgeClient::new(
+        Ok(bridge_client(
             self.http.clone(),
-            config.bridge_base_url.clone(),
+            &config.bridge_base_url,
             config.key_id.clone(),
             config.secret_key().map_err(worker_error)?,
         ))
@@ -131,8 +131,7 @@ impl Provider {
                 .call::<ProbeResponse>(
                     Route::Probe,
                     Some(&request),
-                    Duration::from_millis(timeout_ms) + Duration::from_secs(5),
-                    true,
+                    CallPolicy::retried(Duration::from_millis(timeout_ms) + Duration::from_secs(5)),
                 )
                 .await
                 .map_err(|error| (error.code(), error.to_string())),
@@ -155,9 +154,7 @@ impl Provider {
                 diagnostics: vec![Diagnostic {
                     severity: "error",
                     message,
-                    code: code.and_then(|code| {
-                        serde_json::to_value(code).ok()?.as_str().map(str::to_owned)
-                    }),
+                    code: code.map(|code| code.as_str().to_owned()),
                 }],
                 metadata: Map::new(),
             },
@@ -188,8 +185,7 @@ impl Provider {
             .call(
                 Route::AcquireLease,
                 Some(&request),
-                Duration::from_millis(timeout_ms) + Duration::from_secs(5),
-                true,
+                CallPolicy::retried(Duration::from_millis(timeout_ms) + Duration::from_secs(5)),
             )
             .await
             .map_err(client_error)?;
@@ -213,8 +209,7 @@ impl Provider {
             .call::<LeaseResponse>(
                 Route::ResumeLease,
                 Some(&request),
-                Duration::from_millis(timeout_ms) + Duration::from_secs(5),
-                true,
+                CallPolicy::retried(Duration::from_millis(timeout_ms) + Duration::from_secs(5)),
             )
             .await;
         match outcome {
@@ -242,8 +237,9 @@ impl Provider {
             .call::<TerminationReceipt>(
                 Route::ReleaseLease,
                 Some(&request),
-                Duration::from_millis(config.bridge_request_timeout_ms.max(60_000)),
-                true,
+                CallPolicy::retried(Duration::from_millis(
+                    config.bridge_request_timeout_ms.max(60_000),
+                )),
             )
             .await;
         receipt(lease_id, outcome)
@@ -259,8 +255,9 @@ impl Provider {
             .call::<TerminationReceipt>(
                 Route::DestroyLease(lease_id.clone()),
                 None::<&()>,
-                Duration::from_millis(config.bridge_request_timeout_ms.max(60_000)),
-                true,
+                CallPolicy::retried(Duration::from_millis(
+                    config.bridge_request_timeout_ms.max(60_000),
+                )),
             )
             .await;
         receipt(lease_id, outcome)
@@ -292,8 +289,9 @@ impl Provider {
             .call(
                 Route::Exec,
                 Some(&request),
-                Duration::from_millis(config.bridge_request_timeout_ms) + EXEC_GRACE,
-                false,
+                CallPolicy::once(
+                    Duration::from_millis(config.bridge_request_timeout_ms) + EXEC_GRACE,
+                ),
             )
             .await
             .map_err(client_error)?;
@@ -352,7 +350,7 @@ impl Provider {
                 stream_execution(&client, &request, deadline, &notifier, &invocation).await
             }
             None => client
-                .call::<ExecResult>(Route::Exec, Some(&request), deadline, false)
+                .call::<ExecResult>(Route::Exec, Some(&request), CallPolicy::once(deadline))
                 .await
                 .map(|result| {
                     let (stdout, stderr) = (result.stdout.clone(), result.stderr.clone());
@@ -410,27 +408,31 @@ async fn stream_execution(
     let (mut stdout, mut stderr) = (String::new(), String::new());
     while let Some(event) = stream.next().await? {
         match event {
-            StreamEvent::Output(which, data) => {
+            StreamEvent::Output { stream, data, .. } => {
                 for piece in split_for_host(&data, MAX_CHUNK_UNITS) {
                     notifier
                         .notify(
                             "execute.log",
-                            json!({"stream": which.name(), "chunk": piece}),
+                            json!({"stream": stream.event_name(), "chunk": piece}),
                             invocation,
                         )
                         .await;
                 }
-                match which {
-                    crate::stream::Stream::Stdout => stdout.push_str(&data),
-                    crate::stream::Stream::Stderr => stderr.push_str(&data),
+                match stream {
+                    OutputStream::Stdout => stdout.push_str(&data),
+                    OutputStream::Stderr => stderr.push_str(&data),
                 }
             }
+            StreamEvent::Heartbeat => {}
             StreamEvent::Complete(result) => return Ok((result, stdout, stderr)),
             StreamEvent::Failed(failure) => {
                 return Err(ClientError::Bridge {
                     status: 200,
-                    code: failure.error,
-                    message: failure.message,
+                    body: ErrorBody {
+                        error: failure.error,
+                        message: failure.message,
+                        details: None,
+                    },
                 });
             }
         }

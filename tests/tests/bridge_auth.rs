@@ -6,7 +6,7 @@ mod common;
 use bridge_protocol::api::{ErrorCode, HealthResponse};
 use bridge_protocol::auth::{AuthRejectionReason, CONTENT_SHA256_HEADER};
 use bridge_protocol::routes::Route;
-use bridge_tests::client::{BridgeClient, PreparedRequest, RawResponse};
+use bridge_tests::client::{BridgeClient, LIMIT, PreparedRequest, RawResponse};
 use common::TestStack;
 
 fn unix_now() -> u64 {
@@ -48,7 +48,7 @@ async fn every_authentication_failure_has_its_reason() {
     let client = stack.client();
 
     let accepted = signed_health(&client);
-    let response = client.send(&accepted).await.expect("sent");
+    let response = client.send(&accepted, LIMIT).await.expect("sent");
     assert_eq!(
         response.status,
         200,
@@ -64,7 +64,7 @@ async fn every_authentication_failure_has_its_reason() {
 
     let mut unsigned = signed_health(&client);
     unsigned.set_header("Authorization", None);
-    let response = client.send(&unsigned).await.expect("sent");
+    let response = client.send(&unsigned, LIMIT).await.expect("sent");
     assert_rejected(&response, AuthRejectionReason::MissingAuthorization);
     assert!(
         response.signature.is_none(),
@@ -73,7 +73,10 @@ async fn every_authentication_failure_has_its_reason() {
 
     let (_, secret) = &stack.stack.keys().primary;
     let stranger = stack.client_with("nobody", secret);
-    let response = client.send(&signed_health(&stranger)).await.expect("sent");
+    let response = client
+        .send(&signed_health(&stranger), LIMIT)
+        .await
+        .expect("sent");
     assert_rejected(&response, AuthRejectionReason::UnknownKey);
 
     for offset in [-301_i64, 301] {
@@ -82,13 +85,13 @@ async fn every_authentication_failure_has_its_reason() {
         let stale = client
             .prepare_at(route.method(), &route.path(), "", b"", timestamp)
             .expect("signed");
-        let response = client.send(&stale).await.expect("sent");
+        let response = client.send(&stale, LIMIT).await.expect("sent");
         assert_rejected(&response, AuthRejectionReason::StaleTimestamp);
     }
 
     let mut elsewhere = signed_health(&client);
     elsewhere.set_header("Host", Some("bridge.other-deployment.example"));
-    let response = client.send(&elsewhere).await.expect("sent");
+    let response = client.send(&elsewhere, LIMIT).await.expect("sent");
     assert_rejected(&response, AuthRejectionReason::HostMismatch);
 
     let route = Route::Probe;
@@ -101,17 +104,17 @@ async fn every_authentication_failure_has_its_reason() {
         )
         .expect("signed");
     changed_body.body = br#"{"requestedCwd":"/workspace/b"}"#.to_vec();
-    let response = client.send(&changed_body).await.expect("sent");
+    let response = client.send(&changed_body, LIMIT).await.expect("sent");
     assert_rejected(&response, AuthRejectionReason::BadBodyHash);
 
     let mut missing_hash = signed_health(&client);
     missing_hash.set_header(CONTENT_SHA256_HEADER, None);
-    let response = client.send(&missing_hash).await.expect("sent");
+    let response = client.send(&missing_hash, LIMIT).await.expect("sent");
     assert_rejected(&response, AuthRejectionReason::BadBodyHash);
 
     let mut changed_path = signed_health(&client);
     changed_path.path = format!("{}/", Route::Health.path());
-    let response = client.send(&changed_path).await.expect("sent");
+    let response = client.send(&changed_path, LIMIT).await.expect("sent");
     assert_rejected(&response, AuthRejectionReason::BadSignature);
 
     let route = Route::Health;
@@ -119,29 +122,32 @@ async fn every_authentication_failure_has_its_reason() {
         .prepare(route.method(), &route.path(), "verbose=1", b"")
         .expect("signed");
     changed_query.query = "verbose=2".to_owned();
-    let response = client.send(&changed_query).await.expect("sent");
+    let response = client.send(&changed_query, LIMIT).await.expect("sent");
     assert_rejected(&response, AuthRejectionReason::BadSignature);
 
     let (key_id, _) = &stack.stack.keys().primary;
     let forger = stack.client_with(key_id, "this-is-not-the-secret-of-that-key-id");
-    let response = client.send(&signed_health(&forger)).await.expect("sent");
+    let response = client
+        .send(&signed_health(&forger), LIMIT)
+        .await
+        .expect("sent");
     assert_rejected(&response, AuthRejectionReason::BadSignature);
 
     let mut garbled = signed_health(&client);
     garbled.set_header("Authorization", Some("Bearer some-token"));
-    let response = client.send(&garbled).await.expect("sent");
+    let response = client.send(&garbled, LIMIT).await.expect("sent");
     assert_rejected(&response, AuthRejectionReason::MalformedAuthorization);
 
     let once = signed_health(&client);
-    let first = client.send(&once).await.expect("sent");
+    let first = client.send(&once, LIMIT).await.expect("sent");
     assert_eq!(first.status, 200);
-    let second = client.send(&once).await.expect("sent");
+    let second = client.send(&once, LIMIT).await.expect("sent");
     assert_rejected(&second, AuthRejectionReason::ReplayedNonce);
 
     let (next_id, next_secret) = &stack.stack.keys().secondary;
     let rotated = stack.client_with(next_id, next_secret);
     let request = signed_health(&rotated);
-    let response = rotated.send(&request).await.expect("sent");
+    let response = rotated.send(&request, LIMIT).await.expect("sent");
     assert_eq!(response.status, 200, "every listed key is accepted");
     assert!(rotated.is_authentic(&request, &response));
     assert!(
@@ -199,7 +205,7 @@ async fn bad_requests_get_documented_error_bodies_and_the_bridge_keeps_serving()
     ];
     for (method, path, body, status, code) in cases {
         let request = client.prepare(method, path, "", &body).expect("signed");
-        let response = client.send(&request).await.expect("sent");
+        let response = client.send(&request, LIMIT).await.expect("sent");
         assert_eq!(response.status, status, "{method} {path}");
         assert!(
             client.is_authentic(&request, &response),
@@ -213,7 +219,7 @@ async fn bad_requests_get_documented_error_bodies_and_the_bridge_keeps_serving()
     let oversized = client
         .prepare(route.method(), &route.path(), "", &vec![b' '; 5000])
         .expect("signed");
-    let response = client.send(&oversized).await.expect("sent");
+    let response = client.send(&oversized, LIMIT).await.expect("sent");
     assert_eq!(response.status, 413);
     let error = response.error_body().expect("JSON error body");
     assert_eq!(error.error, ErrorCode::BodyTooLarge);
@@ -234,7 +240,10 @@ async fn bad_requests_get_documented_error_bodies_and_the_bridge_keeps_serving()
 
 async fn assert_refuses_everything_but_healthz(stack: &TestStack, missing: &str) {
     let client = stack.client();
-    let response = client.send(&signed_health(&client)).await.expect("sent");
+    let response = client
+        .send(&signed_health(&client), LIMIT)
+        .await
+        .expect("sent");
     assert_eq!(response.status, 500);
     let error = response.error_body().expect("JSON error body");
     assert_eq!(error.error, ErrorCode::BridgeMisconfigured);
@@ -245,7 +254,7 @@ async fn assert_refuses_everything_but_healthz(stack: &TestStack, missing: &str)
         .prepare(route.method(), &route.path(), "", b"{}")
         .expect("signed");
     unsigned.set_header("Authorization", None);
-    let response = client.send(&unsigned).await.expect("sent");
+    let response = client.send(&unsigned, LIMIT).await.expect("sent");
     assert_eq!(response.status, 500, "no unauthenticated mode");
 
     let healthz = bridge_tests::http_client()

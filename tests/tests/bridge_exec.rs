@@ -11,7 +11,7 @@ use bridge_protocol::api::{
     SessionMode, TerminationState,
 };
 use bridge_protocol::routes::Route;
-use bridge_tests::client::{ClientError, StreamEnd, StreamItem};
+use bridge_tests::client::{ClientError, StreamEvent, stream_to_end};
 use common::leases::{acquire, command, release, run, shell};
 use common::{TestStack, processes_matching};
 use sha2::{Digest, Sha256};
@@ -66,7 +66,7 @@ async fn argv_env_and_stdin_arrive_byte_exact() {
     let mut bad_env = shell(&lease, "touch /workspace/ran");
     bad_env.env = BTreeMap::from([("NOT=VALID".to_owned(), "x".to_owned())]);
     match client.post::<ExecResult>(Route::Exec, &bad_env).await {
-        Err(ClientError::Api { status, body }) => {
+        Err(ClientError::Bridge { status, body }) => {
             assert_eq!((status, body.error), (422, ErrorCode::InvalidEnvKey));
             assert!(body.message.contains("NOT=VALID"), "{}", body.message);
         }
@@ -414,20 +414,19 @@ async fn a_background_process_holding_the_output_never_holds_the_result() {
     streamed.timeout_ms = Some(20_000);
     let begun = Instant::now();
     let mut output = Vec::new();
-    let end = client
-        .exec_stream(&streamed, |item| {
-            if let StreamItem::Output { data, .. } = item {
-                output.extend_from_slice(data.as_bytes());
-            }
-        })
-        .await
-        .expect("stream");
+    let end = stream_to_end(&client, &streamed, |item| {
+        if let StreamEvent::Output { data, .. } = item {
+            output.extend_from_slice(data.as_bytes());
+        }
+    })
+    .await
+    .expect("stream");
     assert!(
         begun.elapsed() < Duration::from_secs(5),
         "the stream waited {:?}",
         begun.elapsed()
     );
-    let StreamEnd::Complete(result) = end else {
+    let StreamEvent::Complete(result) = end else {
         panic!("expected complete, got {end:?}");
     };
     assert_eq!((result.exit_code, result.stdout_bytes), (Some(0), 8));

@@ -10,7 +10,7 @@ use bridge_protocol::api::{
     TerminationReceipt, TerminationState,
 };
 use bridge_protocol::routes::Route;
-use bridge_tests::client::ClientError;
+use bridge_tests::client::{ClientError, LIMIT};
 use common::leases::{acquire, acquire_reusable, release, run, shell};
 use common::{TestStack, live_sandboxes, wipe_the_only_sandbox};
 
@@ -24,7 +24,7 @@ async fn inspect(stack: &TestStack, lease: &str) -> LeaseDetails {
 
 fn api_error(error: ClientError) -> (u16, ErrorCode, String) {
     match error {
-        ClientError::Api { status, body } => (status, body.error, body.message),
+        ClientError::Bridge { status, body } => (status, body.error, body.message),
         other => panic!("expected an API error, got {other}"),
     }
 }
@@ -322,7 +322,7 @@ async fn bad_lease_and_exec_requests_get_documented_errors() {
     ];
     for (method, path, body, status, code) in cases {
         let request = client.prepare(method, &path, "", &body).expect("signed");
-        let response = client.send(&request).await.expect("sent");
+        let response = client.send(&request, LIMIT).await.expect("sent");
         let error = response.error_body().unwrap_or_else(|| {
             panic!(
                 "{method} {path}: not an error body: {}",

@@ -75,7 +75,7 @@ async fn probe_reports_a_failing_sandbox_command_as_a_sandbox_error() {
         .await
         .expect_err("mkdir in /proc fails");
     match error {
-        ClientError::Api { status, body } => {
+        ClientError::Bridge { status, body } => {
             assert_eq!(status, 502);
             assert_eq!(body.error, ErrorCode::SandboxError);
             assert!(

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bridge_protocol::api::ErrorCode;
-use bridge_tests::client::{StreamEnd, StreamItem};
+use bridge_tests::client::{StreamEvent, stream_to_end};
 use common::leases::{acquire, acquire_reusable, shell};
 use common::{TestStack, wipe_the_only_sandbox};
 use sha2::{Digest, Sha256};
@@ -21,22 +21,22 @@ async fn output_arrives_as_it_is_produced() {
     let started = Instant::now();
     let mut arrivals = Vec::new();
     let mut received = 0u64;
-    let end = client
-        .exec_stream(
-            &shell(
-                &lease,
-                "for i in $(seq 1 20); do echo line-$i; sleep 0.1; done; echo done >&2",
-            ),
-            |item| {
-                if let StreamItem::Output { id, data, .. } = item {
-                    received += data.len() as u64;
-                    arrivals.push((id, started.elapsed()));
-                }
-            },
-        )
-        .await
-        .expect("stream");
-    let StreamEnd::Complete(result) = end else {
+    let end = stream_to_end(
+        &client,
+        &shell(
+            &lease,
+            "for i in $(seq 1 20); do echo line-$i; sleep 0.1; done; echo done >&2",
+        ),
+        |item| {
+            if let StreamEvent::Output { id, data, .. } = item {
+                received += data.len() as u64;
+                arrivals.push((*id, started.elapsed()));
+            }
+        },
+    )
+    .await
+    .expect("stream");
+    let StreamEvent::Complete(result) = end else {
         panic!("expected complete, got {end:?}");
     };
     assert_eq!(result.exit_code, Some(0));
@@ -63,16 +63,15 @@ async fn silence_is_filled_with_heartbeats() {
         .await
         .provider_lease_id;
     let mut heartbeats = 0;
-    let end = client
-        .exec_stream(&shell(&lease, "sleep 40; echo awake"), |item| {
-            if item == StreamItem::Heartbeat {
-                heartbeats += 1;
-            }
-        })
-        .await
-        .expect("stream");
+    let end = stream_to_end(&client, &shell(&lease, "sleep 40; echo awake"), |item| {
+        if *item == StreamEvent::Heartbeat {
+            heartbeats += 1;
+        }
+    })
+    .await
+    .expect("stream");
     assert!(
-        matches!(end, StreamEnd::Complete(ref result) if result.exit_code == Some(0)),
+        matches!(end, StreamEvent::Complete(ref result) if result.exit_code == Some(0)),
         "{end:?}"
     );
     assert!(heartbeats >= 2, "{heartbeats} heartbeats in 40 s");
@@ -94,23 +93,23 @@ async fn a_hundred_mebibytes_stream_byte_exact() {
     let mut hasher = Sha256::new();
     let mut received = 0usize;
     let started = Instant::now();
-    let end = client
-        .exec_stream(
-            &shell(
-                &lease,
-                &format!("yes '{}' | head -c {SIZE}", line.trim_end()),
-            ),
-            |item| {
-                if let StreamItem::Output { data, .. } = item {
-                    received += data.len();
-                    hasher.update(data.as_bytes());
-                }
-            },
-        )
-        .await
-        .expect("stream");
+    let end = stream_to_end(
+        &client,
+        &shell(
+            &lease,
+            &format!("yes '{}' | head -c {SIZE}", line.trim_end()),
+        ),
+        |item| {
+            if let StreamEvent::Output { data, .. } = item {
+                received += data.len();
+                hasher.update(data.as_bytes());
+            }
+        },
+    )
+    .await
+    .expect("stream");
     let elapsed = started.elapsed();
-    let StreamEnd::Complete(result) = end else {
+    let StreamEvent::Complete(result) = end else {
         panic!("expected complete, got {end:?}");
     };
     assert_eq!(received, SIZE);
@@ -132,16 +131,15 @@ async fn a_failure_is_one_signed_error_event() {
         .provider_lease_id;
     wipe_the_only_sandbox(&stack).await;
     let mut outputs = 0;
-    let end = client
-        .exec_stream(&shell(&lease, "echo never"), |item| {
-            if matches!(item, StreamItem::Output { .. }) {
-                outputs += 1;
-            }
-        })
-        .await
-        .expect("a verified terminal event");
+    let end = stream_to_end(&client, &shell(&lease, "echo never"), |item| {
+        if matches!(item, StreamEvent::Output { .. }) {
+            outputs += 1;
+        }
+    })
+    .await
+    .expect("a verified terminal event");
     match end {
-        StreamEnd::Error(failure) => assert_eq!(failure.error, ErrorCode::SandboxStateLost),
+        StreamEvent::Failed(failure) => assert_eq!(failure.error, ErrorCode::SandboxStateLost),
         other => panic!("expected an error event, got {other:?}"),
     }
     assert_eq!(outputs, 0, "the command did not run");

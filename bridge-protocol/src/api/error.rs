@@ -39,6 +39,28 @@ pub enum ErrorCode {
     Unrecognized,
 }
 
+impl ErrorCode {
+    /// The code as it is on the wire (`sandbox_state_lost`); also what stream signatures cover.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::Unauthorized => "unauthorized",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::LeaseNotFound => "lease_not_found",
+            Self::LeaseNotActive => "lease_not_active",
+            Self::SandboxStateLost => "sandbox_state_lost",
+            Self::InvalidEnvKey => "invalid_env_key",
+            Self::BodyTooLarge => "body_too_large",
+            Self::BridgeMisconfigured => "bridge_misconfigured",
+            Self::SandboxError => "sandbox_error",
+            Self::SandboxTimeout => "sandbox_timeout",
+            Self::InternalError => "internal_error",
+            Self::Unrecognized => "unrecognized",
+        }
+    }
+}
+
 /// Structured context of an error, for programs; the message is for people.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -94,6 +116,33 @@ mod tests {
             serde_json::to_string(&body).expect("serialisable"),
             r#"{"error":"unauthorized","message":"m","details":{"reason":"replayed_nonce"}}"#
         );
+    }
+
+    #[test]
+    fn as_str_is_the_wire_name_of_every_code() {
+        let every = [
+            ErrorCode::InvalidRequest,
+            ErrorCode::Unauthorized,
+            ErrorCode::NotFound,
+            ErrorCode::MethodNotAllowed,
+            ErrorCode::LeaseNotFound,
+            ErrorCode::LeaseNotActive,
+            ErrorCode::SandboxStateLost,
+            ErrorCode::InvalidEnvKey,
+            ErrorCode::BodyTooLarge,
+            ErrorCode::BridgeMisconfigured,
+            ErrorCode::SandboxError,
+            ErrorCode::SandboxTimeout,
+            ErrorCode::InternalError,
+            ErrorCode::Unrecognized,
+        ];
+        for code in every {
+            assert_eq!(
+                serde_json::to_value(code).expect("serialisable"),
+                code.as_str(),
+                "{code:?}"
+            );
+        }
     }
 
     #[test]

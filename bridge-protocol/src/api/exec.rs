@@ -97,6 +97,34 @@ pub struct OutputChunk {
     pub data: String,
 }
 
+/// Which of a command's output streams a stream event carries; also the event's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputStream {
+    /// Standard output (`event: stdout`).
+    Stdout,
+    /// Standard error (`event: stderr`).
+    Stderr,
+}
+
+impl OutputStream {
+    /// The SSE event name, which is also the name Paperclip's `execute.log` uses.
+    pub fn event_name(self) -> &'static str {
+        match self {
+            Self::Stdout => "stdout",
+            Self::Stderr => "stderr",
+        }
+    }
+
+    /// The stream an event name stands for.
+    pub fn from_event_name(name: &str) -> Option<Self> {
+        match name {
+            "stdout" => Some(Self::Stdout),
+            "stderr" => Some(Self::Stderr),
+            _ => None,
+        }
+    }
+}
+
 /// Payload of the `error` stream event: the stream's terminal failure.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -11,7 +11,8 @@ mod probe;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetails};
 pub use exec::{
-    CancelRequest, CancelResponse, ExecRequest, ExecResult, OutputChunk, SessionMode, StreamFailure,
+    CancelRequest, CancelResponse, ExecRequest, ExecResult, OutputChunk, OutputStream, SessionMode,
+    StreamFailure,
 };
 pub use health::{Capabilities, HealthResponse};
 pub use lease::{

@@ -2,6 +2,7 @@
 //! this very request, so a proxy's error page can never pass for a result.
 
 use super::{SecretKey, header::parse_lower_hex_32, sha256_hex};
+use crate::api::ExecResult;
 
 /// Signature of a complete (JSON) response: `X-PCB-Response-Signature`.
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +50,18 @@ pub enum StreamOutcome<'a> {
         /// snake_case API error code.
         code: &'a str,
     },
+}
+
+impl StreamOutcome<'static> {
+    /// The outcome a `complete` event's result stands for (what its signature covers).
+    pub fn complete(result: &ExecResult) -> Self {
+        Self::Complete {
+            exit_code: result.exit_code,
+            timed_out: result.timed_out,
+            stdout_bytes: result.stdout_bytes,
+            stderr_bytes: result.stderr_bytes,
+        }
+    }
 }
 
 impl StreamOutcome<'_> {

@@ -118,28 +118,18 @@ fn terminal_event(
     let nonce = authenticated.nonce.as_str();
     match outcome {
         Ok(mut result) => {
-            result.signature = Some(
-                StreamOutcome::Complete {
-                    exit_code: result.exit_code,
-                    timed_out: result.timed_out,
-                    stdout_bytes: result.stdout_bytes,
-                    stderr_bytes: result.stderr_bytes,
-                }
-                .sign(&authenticated.secret, nonce),
-            );
+            result.signature =
+                Some(StreamOutcome::complete(&result).sign(&authenticated.secret, nonce));
             let payload = serde_json::to_string(&result).unwrap_or_default();
             encode_event("complete", None, &payload)
         }
         Err(error) => {
             let body = error.to_body();
-            let code = serde_json::to_value(body.error)
-                .ok()
-                .and_then(|value| value.as_str().map(str::to_owned))
-                .unwrap_or_else(|| "internal_error".to_owned());
+            let code = body.error.as_str();
             let failure = StreamFailure {
                 error: body.error,
                 message: body.message,
-                signature: StreamOutcome::Error { code: &code }.sign(&authenticated.secret, nonce),
+                signature: StreamOutcome::Error { code }.sign(&authenticated.secret, nonce),
             };
             let payload = serde_json::to_string(&failure).unwrap_or_else(|_| {
                 format!(

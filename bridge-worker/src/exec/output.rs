@@ -2,29 +2,12 @@
 //! the end records that say the command exited, and the "sentinel missing" answer of the command
 //! script.
 
+pub use bridge_protocol::api::OutputStream;
+
 use super::end_record::{EndRecord, EndScanner};
 use crate::json_text::JsonText;
 use crate::sandbox::ContainerEvent;
 use crate::script::{LOST_EXIT_CODE, LOST_MARKER};
-
-/// Which output stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputStream {
-    /// Standard output.
-    Stdout,
-    /// Standard error.
-    Stderr,
-}
-
-impl OutputStream {
-    /// The SSE event name.
-    pub fn event_name(self) -> &'static str {
-        match self {
-            Self::Stdout => "stdout",
-            Self::Stderr => "stderr",
-        }
-    }
-}
 
 /// A piece of output to forward, numbered in stream order.
 #[derive(Debug, Clone, PartialEq, Eq)]

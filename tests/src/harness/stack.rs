@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use super::local_sandbox::LocalSandboxServer;
 use super::wrangler::{WranglerDev, WranglerDevOptions};
 use super::{HarnessError, free_loopback_addr};
+use crate::client::{BridgeClient, CredentialsError, connect};
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -137,6 +138,21 @@ impl LocalStack {
     /// The configured keys.
     pub fn keys(&self) -> &StackKeys {
         &self.keys
+    }
+
+    /// A signed client of the bridge with the primary key.
+    pub fn client(&self) -> Result<BridgeClient, CredentialsError> {
+        let (key_id, secret) = &self.keys.primary;
+        self.client_with(key_id, secret)
+    }
+
+    /// A signed client of the bridge with any key id and secret.
+    pub fn client_with(
+        &self,
+        key_id: &str,
+        secret: &str,
+    ) -> Result<BridgeClient, CredentialsError> {
+        connect(&self.bridge_url(), &self.bridge_host, key_id, secret)
     }
 
     /// Restarts the bridge (workerd) on the same address and Durable Object storage.

@@ -15,7 +15,7 @@ use super::api::{
     AgentSpec, CodexEngine, Company, EnvironmentLease, HeartbeatRun, HostApi, HostApiError,
     InstalledPlugin, LogEntry,
 };
-use crate::client::{BridgeClient, ClientError};
+use crate::client::{BridgeClient, CredentialsError};
 use crate::harness::local_sandbox::leaked_processes;
 use crate::harness::paperclip::{HostInstall, PaperclipServer};
 use crate::harness::{HarnessError, LocalStack, StackOptions};
@@ -196,14 +196,8 @@ impl Deployment {
 
     /// A signed client of the bridge, as the plugin is configured (for preparing or inspecting
     /// sandboxes behind the host's back).
-    pub fn bridge_client(&self) -> Result<BridgeClient, ClientError> {
-        let (key_id, secret) = &self.stack.keys().primary;
-        BridgeClient::new(
-            &self.stack.bridge_url(),
-            self.stack.bridge_host(),
-            key_id,
-            secret,
-        )
+    pub fn bridge_client(&self) -> Result<BridgeClient, CredentialsError> {
+        self.stack.client()
     }
 
     /// The environment config reaching this deployment's bridge, plus `extra` keys.

@@ -39,13 +39,9 @@ impl TestStack {
 
     /// A client using any key id and secret.
     pub fn client_with(&self, key_id: &str, secret: &str) -> BridgeClient {
-        BridgeClient::new(
-            &self.stack.bridge_url(),
-            self.stack.bridge_host(),
-            key_id,
-            secret,
-        )
-        .expect("valid client")
+        self.stack
+            .client_with(key_id, secret)
+            .expect("valid client")
     }
 
     /// Stops everything and checks that no sandbox process outlived the stack.

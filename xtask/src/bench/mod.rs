@@ -12,7 +12,7 @@ use bridge_protocol::api::{
     AcquireLeaseRequest, ExecRequest, ExecResult, LeaseResponse, SessionMode,
 };
 use bridge_protocol::routes::Route;
-use bridge_tests::client::{BridgeClient, StreamEnd, StreamItem};
+use bridge_tests::client::{BridgeClient, StreamEvent, stream_to_end};
 use bridge_tests::harness::{LocalStack, StackOptions};
 use bridge_tests::local_sandbox::SESSIONLESS;
 use serde_json::json;
@@ -45,8 +45,7 @@ pub fn run() -> Result<()> {
     }
     announce("bench: starting the local stack (optimised local-sandbox)");
     let stack = LocalStack::start(&StackOptions::new(&local_sandbox, &work_dir))?;
-    let (key_id, secret) = &stack.keys().primary;
-    let client = BridgeClient::new(&stack.bridge_url(), stack.bridge_host(), key_id, secret)?;
+    let client = stack.client()?;
     let runtime = tokio::runtime::Runtime::new()?;
     let report = runtime.block_on(measure(&stack, &client))?;
     let plugin = runtime.block_on(plugin::measure(&stack, &package, &plugin_binary))?;
@@ -160,16 +159,15 @@ async fn measure(stack: &LocalStack, client: &BridgeClient) -> Result<Report> {
         let mut received = 0usize;
         let started = Instant::now();
         let mut first_chunk = None;
-        let end = client
-            .exec_stream(&request, |item| {
-                if let StreamItem::Output { data, .. } = item {
-                    first_chunk.get_or_insert_with(|| started.elapsed());
-                    received += data.len();
-                }
-            })
-            .await?;
+        let end = stream_to_end(client, &request, |item| {
+            if let StreamEvent::Output { data, .. } = item {
+                first_chunk.get_or_insert_with(|| started.elapsed());
+                received += data.len();
+            }
+        })
+        .await?;
         let elapsed = started.elapsed();
-        if !matches!(end, StreamEnd::Complete(ref result) if result.exit_code == Some(0))
+        if !matches!(end, StreamEvent::Complete(ref result) if result.exit_code == Some(0))
             || received != STREAM_BYTES
         {
             bail!("the stream did not complete: {end:?}, {received} bytes");

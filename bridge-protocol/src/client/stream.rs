@@ -1,63 +1,46 @@
-//! Reading the bridge's execution stream: SSE bytes in any chunking, output items out, and a
-//! terminal event whose signature proves it came from the bridge for this request.
+//! Reading an execution's event stream: SSE bytes in any chunking, output and heartbeats out,
+//! and one terminal event whose signature proves it came from the bridge for this request.
 
-use bridge_protocol::api::{ExecResult, OutputChunk, StreamFailure};
-use bridge_protocol::auth::{SecretKey, StreamOutcome};
-use bridge_protocol::sse::{SseDecoder, SseItem};
+use crate::api::{ExecResult, OutputChunk, OutputStream, StreamFailure};
+use crate::auth::{SecretKey, StreamOutcome};
+use crate::sse::{SseDecoder, SseItem};
 
-/// Which output stream a chunk belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    /// Standard output.
-    Stdout,
-    /// Standard error.
-    Stderr,
-}
+use super::error::StreamError;
 
-impl Stream {
-    /// The name the host expects in `execute.log`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Stdout => "stdout",
-            Self::Stderr => "stderr",
-        }
-    }
-}
-
-/// What the stream delivered.
+/// What a stream delivered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamEvent {
     /// A piece of output.
-    Output(Stream, String),
-    /// The command ended (verified).
+    Output {
+        /// Which stream.
+        stream: OutputStream,
+        /// The event's sequence id (increasing across both streams).
+        id: u64,
+        /// The text.
+        data: String,
+    },
+    /// A heartbeat comment: the command is silent, the connection alive.
+    Heartbeat,
+    /// The command ended (signature verified).
     Complete(ExecResult),
-    /// The bridge gave up (verified).
+    /// The bridge gave up on the command (signature verified).
     Failed(StreamFailure),
 }
 
-/// Why a stream could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StreamError {
-    /// An event's payload is not what the protocol says.
-    #[error("the bridge sent an unreadable {event} event: {reason}")]
-    Malformed {
-        /// The event name.
-        event: String,
-        /// Why.
-        reason: String,
-    },
-    /// The terminal event is not signed by the bridge for this request.
-    #[error(
-        "the stream's final event is not signed by the bridge (wrong bridgeSecret, or something between the plugin and the bridge answered)"
-    )]
-    Unsigned,
+impl StreamEvent {
+    /// Whether this is the stream's one terminal event.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Self::Complete(_) | Self::Failed(_))
+    }
 }
 
-/// Decodes one execution stream.
+/// Decodes one execution stream and checks its end.
+#[derive(Debug)]
 pub struct StreamReader {
     decoder: SseDecoder,
     secret: SecretKey,
     nonce: String,
+    finished: bool,
 }
 
 impl StreamReader {
@@ -67,58 +50,68 @@ impl StreamReader {
             decoder: SseDecoder::new(),
             secret,
             nonce,
+            finished: false,
         }
     }
 
-    /// Feeds bytes; returns the events they completed (a terminal event is always last).
+    /// Whether the terminal event has been read.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Feeds bytes; returns the events they completed. A terminal event is always last, and
+    /// nothing after it is read.
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<StreamEvent>, StreamError> {
         let mut events = Vec::new();
+        if self.finished {
+            return Ok(events);
+        }
         for item in self.decoder.push(bytes) {
-            let SseItem::Event(event) = item else {
-                continue;
+            let event = match item {
+                SseItem::Comment(_) => {
+                    events.push(StreamEvent::Heartbeat);
+                    continue;
+                }
+                SseItem::Event(event) => event,
             };
             let name = event.event.unwrap_or_default();
             let malformed = |reason: serde_json::Error| StreamError::Malformed {
                 event: name.clone(),
                 reason: reason.to_string(),
             };
-            match name.as_str() {
-                "stdout" | "stderr" => {
-                    let chunk: OutputChunk =
-                        serde_json::from_str(&event.data).map_err(malformed)?;
-                    let stream = if name == "stdout" {
-                        Stream::Stdout
-                    } else {
-                        Stream::Stderr
-                    };
-                    events.push(StreamEvent::Output(stream, chunk.data));
-                }
+            if let Some(stream) = OutputStream::from_event_name(&name) {
+                let chunk: OutputChunk = serde_json::from_str(&event.data).map_err(malformed)?;
+                events.push(StreamEvent::Output {
+                    stream,
+                    id: event.id.and_then(|id| id.parse().ok()).unwrap_or(0),
+                    data: chunk.data,
+                });
+                continue;
+            }
+            let terminal = match name.as_str() {
                 "complete" => {
                     let result: ExecResult =
                         serde_json::from_str(&event.data).map_err(malformed)?;
-                    let outcome = StreamOutcome::Complete {
-                        exit_code: result.exit_code,
-                        timed_out: result.timed_out,
-                        stdout_bytes: result.stdout_bytes,
-                        stderr_bytes: result.stderr_bytes,
-                    };
-                    self.check(&outcome, result.signature.as_deref())?;
-                    events.push(StreamEvent::Complete(result));
-                    return Ok(events);
+                    self.check(
+                        &StreamOutcome::complete(&result),
+                        result.signature.as_deref(),
+                    )?;
+                    StreamEvent::Complete(result)
                 }
                 "error" => {
                     let failure: StreamFailure =
                         serde_json::from_str(&event.data).map_err(malformed)?;
-                    let code = serde_json::to_value(failure.error).map_err(malformed)?;
                     let outcome = StreamOutcome::Error {
-                        code: code.as_str().unwrap_or_default(),
+                        code: failure.error.as_str(),
                     };
                     self.check(&outcome, Some(&failure.signature))?;
-                    events.push(StreamEvent::Failed(failure));
-                    return Ok(events);
+                    StreamEvent::Failed(failure)
                 }
-                _ => {}
-            }
+                _ => continue,
+            };
+            events.push(terminal);
+            self.finished = true;
+            return Ok(events);
         }
         Ok(events)
     }
@@ -140,10 +133,9 @@ impl StreamReader {
 
 #[cfg(test)]
 mod tests {
-    use bridge_protocol::api::ErrorCode;
-    use bridge_protocol::sse::encode_event;
-
     use super::*;
+    use crate::api::ErrorCode;
+    use crate::sse::encode_event;
 
     const NONCE: &str = "AAECAwQFBgcICQoLDA0ODw";
 
@@ -188,6 +180,7 @@ mod tests {
             None,
             &serde_json::to_string(&result).expect("json"),
         );
+        text += &encode_event("stdout", Some(99), r#"{"data":"after the end"}"#);
         text.into_bytes()
     }
 
@@ -210,24 +203,30 @@ mod tests {
         let bytes = stream(&output, Some(0), &secret());
         for chunk in 1..=17 {
             let events = read(&bytes, chunk).expect("readable");
-            let text: Vec<(Stream, String)> = events
+            let text: Vec<(OutputStream, u64, String)> = events
                 .iter()
                 .filter_map(|event| match event {
-                    StreamEvent::Output(stream, data) => Some((*stream, data.clone())),
+                    StreamEvent::Output { stream, id, data } => Some((*stream, *id, data.clone())),
                     _ => None,
                 })
                 .collect();
             assert_eq!(
                 text,
                 [
-                    (Stream::Stdout, "héllo ✓ 日本\n".to_owned()),
-                    (Stream::Stderr, "😀 error\n".to_owned()),
-                    (Stream::Stdout, "end".to_owned())
+                    (OutputStream::Stdout, 1, "héllo ✓ 日本\n".to_owned()),
+                    (OutputStream::Stderr, 2, "😀 error\n".to_owned()),
+                    (OutputStream::Stdout, 3, "end".to_owned())
                 ],
                 "chunk size {chunk}"
             );
+            let heartbeats = events
+                .iter()
+                .filter(|event| **event == StreamEvent::Heartbeat)
+                .count();
+            assert_eq!(heartbeats, 3);
             assert!(
-                matches!(events.last(), Some(StreamEvent::Complete(result)) if result.exit_code == Some(0))
+                matches!(events.last(), Some(StreamEvent::Complete(result)) if result.exit_code == Some(0)),
+                "the terminal event is last and nothing after it counts"
             );
         }
     }
@@ -256,5 +255,14 @@ mod tests {
         );
         let events = read(bytes.as_bytes(), 5).expect("readable");
         assert_eq!(events, [StreamEvent::Failed(failure)]);
+    }
+
+    #[test]
+    fn garbage_events_are_malformed_not_output() {
+        let bytes = encode_event("stdout", Some(1), "not json");
+        assert!(matches!(
+            read(bytes.as_bytes(), 64),
+            Err(StreamError::Malformed { event, .. }) if event == "stdout"
+        ));
     }
 }
