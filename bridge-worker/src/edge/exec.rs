@@ -12,10 +12,11 @@ use futures_channel::mpsc;
 use futures_util::{FutureExt, SinkExt, StreamExt, select};
 use worker::{ByteStream, Delay, Env, Headers, Response};
 
-use super::lease_object::{self, stop_execution};
+use super::lease_object::{self, SandboxBinding};
 use super::sandbox_stub::Sandbox;
 use crate::error::BridgeError;
 use crate::exec::{Chunk, Conclusion, EndRecord, Ending, ExecPlan, OutputTracker, Unconcluded};
+use crate::lease::object::stop_execution;
 use crate::lease::protocol::{ExecutionEnded, ExecutionTicket, LeaseCommand};
 use crate::sandbox::{ContainerEvent, SandboxError, SandboxId};
 use bridge_protocol::api::{EXECUTION_ENV_VAR, LEASE_ENV_VAR};
@@ -35,7 +36,6 @@ const STREAM_BUFFER: usize = 32;
 /// A validated execution, journaled and with its command started in the sandbox.
 struct Running {
     plan: ExecPlan,
-    sandbox: Sandbox,
     env: Env,
     output: ByteStream,
     end_record: EndRecord,
@@ -165,7 +165,6 @@ async fn start(env: &Env, request: ExecRequest) -> Result<Running, BridgeError> 
     match launch(&sandbox, &plan, &ticket, &end_record).await {
         Ok(output) => Ok(Running {
             plan,
-            sandbox,
             env: env.clone(),
             output,
             end_record,
@@ -230,7 +229,6 @@ async fn drive(
 ) -> Result<ExecResult, BridgeError> {
     let Running {
         plan,
-        sandbox,
         env,
         mut output,
         end_record,
@@ -269,7 +267,10 @@ async fn drive(
                 }
             }
             () = deadline => {
-                timed_out = Some(stop_execution(&sandbox, &plan.execution_id).await?);
+                timed_out = Some(
+                    stop_execution(&SandboxBinding::new(&env), &plan.lease_id, &plan.execution_id)
+                        .await?,
+                );
                 drain_deadline = Delay::from(Duration::from_millis(DRAIN_AFTER_KILL_MS)).fuse();
             }
             () = drain_deadline => break 'follow Ending::Exited(None),
@@ -286,7 +287,7 @@ async fn drive(
             journal_end(&env, &plan, ExecutionStatus::Failed, None, true).await?;
             return Err(BridgeError::SandboxStateLost(plan.lease_id));
         }
-        Err(Unconcluded::Failed(error)) => return fail(&env, &plan, &sandbox, error).await,
+        Err(Unconcluded::Failed(error)) => return fail(&env, &plan, error).await,
     };
     let ended = journal_end(
         &env,
@@ -311,13 +312,14 @@ async fn drive(
 }
 
 /// A command the bridge lost track of: make sure it is dead, journal it, report the error.
-async fn fail(
-    env: &Env,
-    plan: &ExecPlan,
-    sandbox: &Sandbox,
-    error: SandboxError,
-) -> Result<ExecResult, BridgeError> {
-    if let Err(kill) = stop_execution(sandbox, &plan.execution_id).await {
+async fn fail(env: &Env, plan: &ExecPlan, error: SandboxError) -> Result<ExecResult, BridgeError> {
+    if let Err(kill) = stop_execution(
+        &SandboxBinding::new(env),
+        &plan.lease_id,
+        &plan.execution_id,
+    )
+    .await
+    {
         worker::console_error!("stopping an execution after a failure: {kill}");
     }
     journal_end(env, plan, ExecutionStatus::Failed, None, false).await?;

@@ -1,7 +1,9 @@
-//! Leases: their ids, settings, record and state machine (pure), and the messages between the
-//! Worker and a lease's Durable Object.
+//! Leases: their ids, settings, record and state machine, the messages between the Worker and a
+//! lease's Durable Object, and that object's logic over the sandbox and storage it needs — all
+//! pure; `edge::lease_object` is its thin glue.
 
 pub mod id;
+pub mod object;
 pub mod protocol;
 pub mod record;
 pub mod settings;
