@@ -4,6 +4,7 @@
 pub mod chunks;
 pub mod client;
 pub mod config;
+pub mod error;
 pub mod manifest;
 pub mod protocol;
 pub mod provider;

@@ -2,9 +2,7 @@
 //! imports (`paperclip-cloudflare-bridge --print-manifest` prints it; a test keeps them equal).
 
 use serde::Serialize;
-use serde_json::{Value, json};
-
-use crate::config::{DEFAULT_KEY_ID, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_TIMEOUT_MS};
+use serde_json::Value;
 
 /// Plugin id (the bundled first-party plugin is `paperclip.cloudflare-sandbox-provider`).
 pub const PLUGIN_ID: &str = "paperclip-cloudflare-bridge";
@@ -77,7 +75,7 @@ pub fn manifest() -> Manifest {
             sandbox_capabilities: SandboxCapabilities {
                 reusable_leases: true,
             },
-            config_schema: config_schema(),
+            config_schema: crate::config::schema(),
         }],
     }
 }
@@ -96,94 +94,6 @@ pub fn manifest_module() -> String {
          export default {};\n",
         manifest_json()
     )
-}
-
-fn config_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["bridgeBaseUrl", "bridgeSecret"],
-        "properties": {
-            "bridgeBaseUrl": {
-                "type": "string",
-                "format": "uri",
-                "title": "Bridge URL",
-                "description": "Origin of the deployed bridge Worker, e.g. https://paperclip-sandbox-bridge.example.workers.dev (https unless it runs on this machine)."
-            },
-            "bridgeSecret": {
-                "type": "string",
-                "format": "secret-ref",
-                "title": "Bridge secret",
-                "description": "The secret of keyId in the bridge's BRIDGE_HMAC_KEYS (at least 32 characters)."
-            },
-            "keyId": {
-                "type": "string",
-                "default": DEFAULT_KEY_ID,
-                "title": "Key id",
-                "description": "Which BRIDGE_HMAC_KEYS entry bridgeSecret belongs to."
-            },
-            "reuseLease": {
-                "type": "boolean",
-                "default": false,
-                "description": "Keep one sandbox per environment across runs (requires keepAlive)."
-            },
-            "keepAlive": {
-                "type": "boolean",
-                "default": false,
-                "description": "Keep containers running while idle."
-            },
-            "sleepAfter": {
-                "type": "string",
-                "description": "Idle time before a container sleeps, e.g. \"10m\" (ignored with keepAlive).",
-                "x-paperclip-advanced": true
-            },
-            "normalizeId": {
-                "type": "boolean",
-                "default": true,
-                "description": "Kept for compatibility: sandbox ids are always lower case.",
-                "x-paperclip-advanced": true
-            },
-            "requestedCwd": {
-                "type": "string",
-                "default": bridge_protocol::api::DEFAULT_REMOTE_CWD,
-                "description": "Absolute working directory of commands in the sandbox."
-            },
-            "sessionStrategy": {
-                "type": "string",
-                "enum": ["named", "default"],
-                "default": "named",
-                "x-paperclip-advanced": true
-            },
-            "sessionId": {
-                "type": "string",
-                "default": bridge_protocol::fields::DEFAULT_SESSION_ID,
-                "x-paperclip-advanced": true
-            },
-            "timeoutMs": {
-                "type": "integer",
-                "minimum": 1000,
-                "default": DEFAULT_TIMEOUT_MS,
-                "description": "Default command timeout in milliseconds."
-            },
-            "bridgeRequestTimeoutMs": {
-                "type": "integer",
-                "minimum": 1000,
-                "default": DEFAULT_REQUEST_TIMEOUT_MS,
-                "description": "Deadline of bridge calls that run no command.",
-                "x-paperclip-advanced": true
-            },
-            "streamOutput": {
-                "type": "boolean",
-                "default": true,
-                "description": "Stream command output to Paperclip as it is produced."
-            },
-            "loginShell": {
-                "type": "boolean",
-                "default": true,
-                "description": "Source /etc/profile and ~/.profile before each command.",
-                "x-paperclip-advanced": true
-            }
-        }
-    })
 }
 
 #[cfg(test)]

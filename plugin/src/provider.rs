@@ -17,6 +17,7 @@ use serde_json::{Map, Value, json};
 use crate::chunks::{MAX_CHUNK_UNITS, split_for_host};
 use crate::client::{BridgeClient, bridge_client};
 use crate::config::{self, ProviderConfig};
+use crate::error::ProviderError;
 use crate::protocol::{
     AcquireParams, Diagnostic, ExecuteParams, ExecuteResult, LeaseResult, ProbeResult,
     RealizeParams, RealizeResult, ReceiptResult, ResumeParams, TerminateParams,
@@ -83,41 +84,56 @@ impl Provider {
         Self { http }
     }
 
-    fn client(&self, config: &ProviderConfig) -> Result<BridgeClient, RpcError> {
+    fn client(&self, config: &ProviderConfig) -> Result<BridgeClient, ProviderError> {
         Ok(bridge_client(
             self.http.clone(),
             &config.bridge_base_url,
             config.key_id.clone(),
-            config.secret_key().map_err(worker_error)?,
+            config.secret_key()?,
         ))
     }
 
     async fn route(&self, request: Request, notifier: Notifier) -> Result<Value, RpcError> {
         let params = request.params;
-        match request.method.as_str() {
+        let outcome: Result<Value, ProviderError> = match request.method.as_str() {
             "initialize" => Ok(json!({"ok": true, "supportedMethods": SUPPORTED_METHODS})),
             "health" => Ok(json!({"status": "ok"})),
             "configChanged" => Ok(Value::Null),
-            "environmentValidateConfig" => to_value(validate_config(decode(params)?)),
-            "environmentProbe" => to_value(self.probe(&config_of(&params)?).await),
-            "environmentAcquireLease" => to_value(self.acquire(decode(params)?).await?),
-            "environmentResumeLease" => to_value(self.resume(decode(params)?).await?),
-            "environmentReleaseLease" => to_value(self.release(decode(params)?).await?),
-            "environmentDestroyLease" => to_value(self.destroy(decode(params)?).await?),
-            "environmentRealizeWorkspace" => to_value(self.realize(decode(params)?).await?),
+            "environmentValidateConfig" => decode(params).map(validate_config).and_then(to_value),
+            "environmentProbe" => async { to_value(self.probe(&config_of(&params)?).await) }.await,
+            "environmentAcquireLease" => {
+                async { to_value(self.acquire(decode(params)?).await?) }.await
+            }
+            "environmentResumeLease" => {
+                async { to_value(self.resume(decode(params)?).await?) }.await
+            }
+            "environmentReleaseLease" => {
+                async { to_value(self.release(decode(params)?).await?) }.await
+            }
+            "environmentDestroyLease" => {
+                async { to_value(self.destroy(decode(params)?).await?) }.await
+            }
+            "environmentRealizeWorkspace" => {
+                async { to_value(self.realize(decode(params)?).await?) }.await
+            }
             "environmentExecute" => {
                 let invocation = request.invocation.map(|invocation| invocation.id);
-                to_value(self.execute(decode(params)?, invocation, notifier).await?)
+                async { to_value(self.execute(decode(params)?, invocation, notifier).await?) }.await
             }
-            method if UNIMPLEMENTED_METHODS.contains(&method) => Err(RpcError::new(
-                codes::METHOD_NOT_IMPLEMENTED,
-                format!("{method} is not implemented by the Cloudflare bridge plugin"),
-            )),
-            method => Err(RpcError::new(
-                codes::METHOD_NOT_FOUND,
-                format!("unknown method {method}"),
-            )),
-        }
+            method if UNIMPLEMENTED_METHODS.contains(&method) => {
+                return Err(RpcError::new(
+                    codes::METHOD_NOT_IMPLEMENTED,
+                    format!("{method} is not implemented by the Cloudflare bridge plugin"),
+                ));
+            }
+            method => {
+                return Err(RpcError::new(
+                    codes::METHOD_NOT_FOUND,
+                    format!("unknown method {method}"),
+                ));
+            }
+        };
+        outcome.map_err(RpcError::from)
     }
 
     async fn probe(&self, config: &ProviderConfig) -> ProbeResult {
@@ -135,7 +151,7 @@ impl Provider {
                 )
                 .await
                 .map_err(|error| (error.code(), error.to_string())),
-            Err(error) => Err((None, error.message)),
+            Err(error) => Err((None, error.to_string())),
         };
         match outcome {
             Ok(probe) => ProbeResult {
@@ -161,8 +177,8 @@ impl Provider {
         }
     }
 
-    async fn acquire(&self, params: AcquireParams) -> Result<LeaseResult, RpcError> {
-        let config = ProviderConfig::from_value(&params.driver.config).map_err(worker_error)?;
+    async fn acquire(&self, params: AcquireParams) -> Result<LeaseResult, ProviderError> {
+        let config = ProviderConfig::from_value(&params.driver.config)?;
         let timeout_ms = config
             .timeout_ms
             .max(config.bridge_request_timeout_ms)
@@ -187,13 +203,12 @@ impl Provider {
                 Some(&request),
                 CallPolicy::retried(Duration::from_millis(timeout_ms) + Duration::from_secs(5)),
             )
-            .await
-            .map_err(client_error)?;
+            .await?;
         Ok(lease_result(&lease))
     }
 
-    async fn resume(&self, params: ResumeParams) -> Result<LeaseResult, RpcError> {
-        let config = ProviderConfig::from_value(&params.driver.config).map_err(worker_error)?;
+    async fn resume(&self, params: ResumeParams) -> Result<LeaseResult, ProviderError> {
+        let config = ProviderConfig::from_value(&params.driver.config)?;
         let timeout_ms = config
             .timeout_ms
             .max(config.bridge_request_timeout_ms)
@@ -218,15 +233,18 @@ impl Provider {
                 provider_lease_id: None,
                 metadata: object(json!({"expired": true})),
             }),
-            Err(error) => Err(client_error(error)),
+            Err(error) => Err(error.into()),
         }
     }
 
-    async fn release(&self, params: TerminateParams) -> Result<Option<ReceiptResult>, RpcError> {
+    async fn release(
+        &self,
+        params: TerminateParams,
+    ) -> Result<Option<ReceiptResult>, ProviderError> {
         let Some(lease_id) = params.provider_lease_id else {
             return Ok(None);
         };
-        let config = ProviderConfig::from_value(&params.driver.config).map_err(worker_error)?;
+        let config = ProviderConfig::from_value(&params.driver.config)?;
         let request = ReleaseLeaseRequest {
             provider_lease_id: lease_id.clone(),
             cancel_active_work: params.cancel_active_work,
@@ -245,11 +263,14 @@ impl Provider {
         receipt(lease_id, outcome)
     }
 
-    async fn destroy(&self, params: TerminateParams) -> Result<Option<ReceiptResult>, RpcError> {
+    async fn destroy(
+        &self,
+        params: TerminateParams,
+    ) -> Result<Option<ReceiptResult>, ProviderError> {
         let Some(lease_id) = params.provider_lease_id else {
             return Ok(None);
         };
-        let config = ProviderConfig::from_value(&params.driver.config).map_err(worker_error)?;
+        let config = ProviderConfig::from_value(&params.driver.config)?;
         let outcome = self
             .client(&config)?
             .call::<TerminationReceipt>(
@@ -263,17 +284,18 @@ impl Provider {
         receipt(lease_id, outcome)
     }
 
-    async fn realize(&self, params: RealizeParams) -> Result<RealizeResult, RpcError> {
-        let config = ProviderConfig::from_value(&params.driver.config).map_err(worker_error)?;
+    async fn realize(&self, params: RealizeParams) -> Result<RealizeResult, ProviderError> {
+        let config = ProviderConfig::from_value(&params.driver.config)?;
         let cwd = params
             .lease
             .remote_cwd()
             .map(str::to_owned)
             .or(params.workspace.remote_path)
             .unwrap_or_else(|| config.requested_cwd.clone());
-        let lease_id = params.lease.provider_lease_id.ok_or_else(|| {
-            worker_error("environmentRealizeWorkspace needs a lease with a providerLeaseId".into())
-        })?;
+        let lease_id = params
+            .lease
+            .provider_lease_id
+            .ok_or(ProviderError::NoLease("environmentRealizeWorkspace"))?;
         let request = ExecRequest {
             provider_lease_id: lease_id,
             command: "mkdir".into(),
@@ -293,14 +315,13 @@ impl Provider {
                     Duration::from_millis(config.bridge_request_timeout_ms) + EXEC_GRACE,
                 ),
             )
-            .await
-            .map_err(client_error)?;
+            .await?;
         if result.exit_code != Some(0) {
-            return Err(worker_error(format!(
-                "could not create the workspace directory {cwd} (exit code {:?}): {}",
-                result.exit_code,
-                result.stderr.trim()
-            )));
+            return Err(ProviderError::Workspace {
+                cwd,
+                exit_code: result.exit_code,
+                stderr: result.stderr.trim().to_owned(),
+            });
         }
         Ok(RealizeResult {
             metadata: object(json!({"remoteCwd": cwd})),
@@ -313,8 +334,8 @@ impl Provider {
         params: ExecuteParams,
         invocation: Option<String>,
         notifier: Notifier,
-    ) -> Result<ExecuteResult, RpcError> {
-        let config = ProviderConfig::from_value(&params.driver.config).map_err(worker_error)?;
+    ) -> Result<ExecuteResult, ProviderError> {
+        let config = ProviderConfig::from_value(&params.driver.config)?;
         let Some(lease_id) = params.lease.provider_lease_id.clone() else {
             return Ok(failed_command(
                 "the execution has no lease (providerLeaseId is null)",
@@ -373,7 +394,7 @@ impl Provider {
             Err(error) if is_gone(&error) => Ok(failed_command(&format!(
                 "The sandbox lease is no longer usable: {error}"
             ))),
-            Err(error) => Err(client_error(error)),
+            Err(error) => Err(error.into()),
         }
     }
 }
@@ -472,7 +493,7 @@ fn is_gone(error: &ClientError) -> bool {
 fn receipt(
     lease_id: String,
     outcome: Result<TerminationReceipt, ClientError>,
-) -> Result<Option<ReceiptResult>, RpcError> {
+) -> Result<Option<ReceiptResult>, ProviderError> {
     match outcome {
         Ok(receipt) => Ok(Some(ReceiptResult {
             provider_lease_id: receipt.provider_lease_id,
@@ -482,7 +503,7 @@ fn receipt(
             provider_lease_id: lease_id,
             state: TerminationState::Destroyed,
         })),
-        Err(error) => Err(client_error(error)),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -495,22 +516,18 @@ fn failed_command(reason: &str) -> ExecuteResult {
     }
 }
 
-fn config_of(params: &Value) -> Result<ProviderConfig, RpcError> {
-    ProviderConfig::from_value(params.get("config").unwrap_or(&Value::Null)).map_err(worker_error)
+fn config_of(params: &Value) -> Result<ProviderConfig, ProviderError> {
+    Ok(ProviderConfig::from_value(
+        params.get("config").unwrap_or(&Value::Null),
+    )?)
 }
 
-fn decode<T: DeserializeOwned>(params: Value) -> Result<T, RpcError> {
-    serde_json::from_value(params).map_err(|error| {
-        RpcError::new(
-            codes::INVALID_PARAMS,
-            format!("invalid parameters: {error}"),
-        )
-    })
+fn decode<T: DeserializeOwned>(params: Value) -> Result<T, ProviderError> {
+    serde_json::from_value(params).map_err(|error| ProviderError::InvalidParams(error.to_string()))
 }
 
-fn to_value(value: impl Serialize) -> Result<Value, RpcError> {
-    serde_json::to_value(value)
-        .map_err(|error| worker_error(format!("cannot encode the result: {error}")))
+fn to_value(value: impl Serialize) -> Result<Value, ProviderError> {
+    serde_json::to_value(value).map_err(|error| ProviderError::Encode(error.to_string()))
 }
 
 fn object(value: Value) -> Map<String, Value> {
@@ -518,12 +535,4 @@ fn object(value: Value) -> Map<String, Value> {
         Value::Object(map) => map,
         _ => Map::new(),
     }
-}
-
-fn worker_error(message: String) -> RpcError {
-    RpcError::new(codes::WORKER_ERROR, message)
-}
-
-fn client_error(error: ClientError) -> RpcError {
-    worker_error(error.to_string())
 }

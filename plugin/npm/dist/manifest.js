@@ -37,6 +37,7 @@ export default {
           "bridgeRequestTimeoutMs": {
             "default": 30000,
             "description": "Deadline of bridge calls that run no command.",
+            "maximum": 600000,
             "minimum": 1000,
             "type": "integer",
             "x-paperclip-advanced": true
@@ -107,6 +108,7 @@ export default {
           "timeoutMs": {
             "default": 300000,
             "description": "Default command timeout in milliseconds.",
+            "maximum": 86400000,
             "minimum": 1000,
             "type": "integer"
           }
