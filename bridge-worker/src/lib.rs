@@ -6,14 +6,18 @@
 //! rules, the scripts run in sandboxes. Only `edge` touches the Workers runtime and is compiled for
 //! `wasm32` alone.
 
-pub mod config;
-pub mod error;
-pub mod exec;
-pub mod json_text;
-pub mod lease;
-pub mod probe;
-pub mod sandbox;
-pub mod script;
+// Natively only the unit tests use these modules (the Worker's entry point is wasm32-only), so
+// dead code is reported by the wasm32 build alone.
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code, unused_imports))]
+
+mod config;
+mod error;
+mod exec;
+mod json_text;
+mod lease;
+mod probe;
+mod sandbox;
+mod script;
 
 #[cfg(target_arch = "wasm32")]
 mod edge;

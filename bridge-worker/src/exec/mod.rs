@@ -7,6 +7,6 @@ mod output;
 mod plan;
 
 pub use conclusion::{Conclusion, Unconcluded};
-pub use end_record::{EndRecord, EndScanner};
-pub use output::{Chunk, Ending, OutputStream, OutputTracker, Retained, Step};
+pub use end_record::EndRecord;
+pub use output::{Chunk, Ending, OutputTracker};
 pub use plan::{ExecPlan, is_shell_identifier};

@@ -8,5 +8,5 @@ pub mod protocol;
 pub mod record;
 pub mod settings;
 
-pub use record::{AcquireDecision, JournalEntry, LeaseRecord};
-pub use settings::{AcquirePlan, LeaseSettings};
+pub use record::LeaseRecord;
+pub use settings::AcquirePlan;

@@ -13,5 +13,3 @@ pub use stream::ContainerEvent;
 
 /// Session token that makes the SDK run a command in a fresh one-shot shell.
 pub const SESSIONLESS: &str = "__DISABLE_SESSION__";
-/// `@cloudflare/sandbox` version this bridge is built and tested against.
-pub const SDK_VERSION: &str = "0.12.10";

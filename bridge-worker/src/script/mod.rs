@@ -1,7 +1,7 @@
 //! Building `sh` scripts from untrusted strings without ever re-splitting them: every value is
 //! single-quoted, so an argument is one word whatever it contains.
 //!
-//! Everything the bridge keeps inside a sandbox lives under [`BRIDGE_DIR`].
+//! Everything the bridge keeps inside a sandbox lives under `/tmp/.paperclip-bridge`.
 
 mod exec;
 mod lease;
@@ -11,8 +11,6 @@ pub use exec::{
 };
 pub use lease::{prepare_script, sentinel_check_script};
 
-/// The bridge's own directory inside every sandbox.
-pub const BRIDGE_DIR: &str = "/tmp/.paperclip-bridge";
 /// File holding the lease sentinel.
 pub const SENTINEL_PATH: &str = "/tmp/.paperclip-bridge/lease";
 /// Per-execution files, `<id>.stdin` and `<id>.cancel`: flat files in a directory made at
