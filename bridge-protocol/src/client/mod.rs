@@ -190,20 +190,7 @@ impl<T: Transport> BridgeClient<T> {
     ) -> Result<RawResponse, ClientError> {
         let deadline = Instant::now() + limit;
         let response = self.transmit(request, limit).await?;
-        let mut body = response.body;
-        let mut bytes = Vec::new();
-        while let Some(chunk) = body
-            .chunk(remaining(deadline))
-            .await
-            .map_err(|error| ClientError::from_transport(error, millis(limit)))?
-        {
-            bytes.extend_from_slice(&chunk);
-        }
-        Ok(RawResponse {
-            status: response.status,
-            body: bytes,
-            signature: response.signature,
-        })
+        read_whole(response, deadline, limit).await
     }
 
     /// Whether `response` carries the bridge's signature for `request`.
@@ -284,20 +271,7 @@ impl<T: Transport> BridgeClient<T> {
         prepared.set_header("Accept", Some("text/event-stream"));
         let response = self.transmit(&prepared, limit).await?;
         if response.status != 200 {
-            let mut bytes = Vec::new();
-            let mut body = response.body;
-            while let Some(chunk) = body
-                .chunk(remaining(deadline))
-                .await
-                .map_err(|error| ClientError::from_transport(error, millis(limit)))?
-            {
-                bytes.extend_from_slice(&chunk);
-            }
-            let raw = RawResponse {
-                status: response.status,
-                body: bytes,
-                signature: response.signature,
-            };
+            let raw = read_whole(response, deadline, limit).await?;
             return Err(self.error_of(&prepared, &raw));
         }
         Ok(ExecStream {
@@ -391,6 +365,28 @@ impl<B: ResponseBody> ExecStream<B> {
             }
         }
     }
+}
+
+/// Reads a response's whole body by `deadline` (`limit` names the call's time limit in errors).
+async fn read_whole<B: ResponseBody>(
+    response: HttpResponse<B>,
+    deadline: Instant,
+    limit: Duration,
+) -> Result<RawResponse, ClientError> {
+    let mut body = response.body;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body
+        .chunk(remaining(deadline))
+        .await
+        .map_err(|error| ClientError::from_transport(error, millis(limit)))?
+    {
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(RawResponse {
+        status: response.status,
+        body: bytes,
+        signature: response.signature,
+    })
 }
 
 fn remaining(deadline: Instant) -> Duration {

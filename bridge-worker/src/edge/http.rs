@@ -19,7 +19,12 @@ impl Reply {
         let body = serde_json::to_vec(value).map_err(|error| {
             BridgeError::Internal(format!("cannot encode the response: {error}"))
         })?;
-        Ok(Self { status, body })
+        Ok(Self::encoded(status, body))
+    }
+
+    /// A body already encoded as JSON, with `status`.
+    pub fn encoded(status: u16, body: Vec<u8>) -> Self {
+        Self { status, body }
     }
 
     /// The error body of `error`, with its status.

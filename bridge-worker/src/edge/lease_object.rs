@@ -85,11 +85,10 @@ impl DurableObject for LeaseObject {
         let reply = match request.json::<LeaseRequest>().await {
             Ok(request) => {
                 let _serial = self.serial.lock().await;
-                self.logic()
-                    .handle(request)
-                    .await
-                    .and_then(|value| Reply::json(200, &value))
-                    .unwrap_or_else(|error| Reply::error(&error))
+                self.logic().handle(request).await.map_or_else(
+                    |error| Reply::error(&error),
+                    |body| Reply::encoded(200, body),
+                )
             }
             Err(error) => Reply::error(&BridgeError::Internal(format!(
                 "malformed lease command: {error}"

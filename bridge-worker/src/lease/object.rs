@@ -101,8 +101,8 @@ impl<S: LeaseStorage, B: SandboxCalls> LeaseObjectLogic<S, B> {
         }
     }
 
-    /// Carries out one command; the reply is the command's reply type, as JSON.
-    pub async fn handle(&self, request: LeaseRequest) -> Result<serde_json::Value, BridgeError> {
+    /// Carries out one command; the reply is the command's reply type, encoded as JSON once.
+    pub async fn handle(&self, request: LeaseRequest) -> Result<Vec<u8>, BridgeError> {
         let lease_id = request.lease_id;
         match request.command {
             LeaseCommand::Acquire { plan } => json(&self.acquire(plan).await?),
@@ -525,8 +525,8 @@ async fn kill(
     }
 }
 
-fn json(value: &impl serde::Serialize) -> Result<serde_json::Value, BridgeError> {
-    serde_json::to_value(value).map_err(|error| internal(&format!("encoding a reply: {error}")))
+fn json(value: &impl serde::Serialize) -> Result<Vec<u8>, BridgeError> {
+    serde_json::to_vec(value).map_err(|error| internal(&format!("encoding a reply: {error}")))
 }
 
 fn receipt(lease_id: &str, state: TerminationState) -> TerminationReceipt {
