@@ -3,11 +3,11 @@
 //! the protocol's conformance checklist against the local stack.
 
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bridge_tests::harness::plugin_package::{assemble, workspace_binary};
-use bridge_tests::harness::{LocalStack, ProcessGroup, StackOptions, prepend_path, repo_root};
+use bridge_tests::harness::{LocalStack, ProcessGroup, StackOptions, conformance};
 
 /// Upper bound for the whole script.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -29,20 +29,10 @@ fn the_real_worker_manager_drives_the_packaged_plugin() {
         work_dir.path().join("stack"),
     ))
     .unwrap_or_else(|error| panic!("{error}"));
-    let root = repo_root();
-    let (key_id, secret) = &stack.keys().primary;
     let output_path = work_dir.path().join("conformance.out");
     let output = std::fs::File::create(&output_path).expect("output file");
-    let mut command = Command::new(root.join("node_modules/.bin/node"));
+    let mut command = conformance::command(&stack, &package, 0).expect("conformance script");
     command
-        .arg(root.join("tests/conformance/host-conformance.mjs"))
-        .current_dir(&root)
-        .env("PATH", prepend_path(&root.join("node_modules/.bin")))
-        .env("PACKAGE_DIR", &package)
-        .env("BRIDGE_URL", stack.bridge_url())
-        .env("BRIDGE_KEY_ID", key_id)
-        .env("BRIDGE_SECRET", secret)
-        .env("NODE_ENV", "production")
         .env("PAPERCLIP_LOG_LEVEL", "warn")
         .stdin(Stdio::null())
         .stdout(output.try_clone().expect("output file"))

@@ -3,6 +3,7 @@
 // protocol's conformance checklist is exercised against a running bridge.
 //
 // Run by `cargo test` (plugin/tests/host_conformance.rs) with Node 24 and these variables:
+//   PAPERCLIP_HOST_MODULES   node_modules of the installed Paperclip server (tests/host)
 //   PACKAGE_DIR   the installed plugin package (package.json, dist/, bin/)
 //   BRIDGE_URL, BRIDGE_KEY_ID, BRIDGE_SECRET   the local stack's bridge
 //   ROUND_TRIPS   optional: measure this many execute round trips through the manager
@@ -13,17 +14,18 @@ import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
 
-import { pluginManifestV1Schema } from "@paperclipai/shared";
-
-const { createPluginWorkerManager } = await import(
-  new URL("../../node_modules/@paperclipai/server/dist/services/plugin-worker-manager.js", import.meta.url)
-);
-
 const env = (name) => {
   const value = process.env[name];
   if (!value) throw new Error(`${name} is required`);
   return value;
 };
+
+// The host's own modules, from the Paperclip server `cargo xtask setup` installs.
+const hostModule = (path) => import(pathToFileURL(`${env("PAPERCLIP_HOST_MODULES")}/${path}`).href);
+const { pluginManifestV1Schema } = await hostModule("@paperclipai/shared/dist/index.js");
+const { createPluginWorkerManager } = await hostModule(
+  "@paperclipai/server/dist/services/plugin-worker-manager.js",
+);
 const packageDir = env("PACKAGE_DIR");
 const bridge = { url: env("BRIDGE_URL"), keyId: env("BRIDGE_KEY_ID"), secret: env("BRIDGE_SECRET") };
 const roundTrips = Number(process.env.ROUND_TRIPS ?? "0");

@@ -6,10 +6,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
-use base64::Engine as _;
 use bridge_tests::harness::paperclip::{HostInstall, PAPERCLIP_VERSION, postgres_user};
 use bridge_tests::harness::tail;
-use sha2::Digest as _;
 
 use crate::command::{announce, capture, execute};
 use crate::tools::{
@@ -22,7 +20,6 @@ pub fn run() -> Result<()> {
     announce("setup: checking the toolchain");
     wasm_target()?;
     npm_packages()?;
-    paperclip_host_packages()?;
     paperclip_host()?;
     worker_build()?;
     wasm_bindgen_cli()?;
@@ -66,76 +63,6 @@ fn npm_packages() -> Result<()> {
             .args(["ci", "--no-audit", "--no-fund"]),
     )
     .context("npm (any Node.js >= 20) is needed once, to install the pinned Node 24 and wrangler")
-}
-
-/// Paperclip host packages the conformance test imports by file path (the worker manager) but
-/// that must not be installed with their dependency trees (embedded PostgreSQL, image codecs,
-/// cloud SDKs…): each tarball comes from the npm registry, is checked against its published
-/// integrity, and is unpacked into `node_modules`, as Paperclip's plugin protocol notes describe.
-const UNPACKED_PACKAGES: [(&str, &str, &str); 2] = [
-    (
-        "@paperclipai/server",
-        "2026.916.1",
-        "sha512-zRNWVpfhZUnV2nncNamp6lP5Y0W//y6iUA8eTYTL2QurIvBBuy178u7XTKkcjN5Z4hd6KNMVeFKyGh40jG4fVQ==",
-    ),
-    (
-        "@paperclipai/adapter-utils",
-        "2026.916.1",
-        "sha512-o4gvSCTrnO9fJmQrmTvZPODM+U6byWpxgJkBMlN4qzkf8Gggu3CzVxhoIy7eVhOJxYT4eIpRhir5rFBiZaffTQ==",
-    ),
-];
-
-fn paperclip_host_packages() -> Result<()> {
-    let root = repo_root();
-    for (name, version, integrity) in UNPACKED_PACKAGES {
-        let destination = root.join("node_modules").join(name);
-        let installed = fs::read_to_string(destination.join("package.json"))
-            .ok()
-            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-            .is_some_and(|package| package["version"] == version);
-        if installed {
-            println!("    present: {name}@{version} (unpacked)");
-            continue;
-        }
-        println!("    installing: {name}@{version} (tarball unpacked without its dependency tree)");
-        let packs = root.join("target/npm-packs");
-        fs::create_dir_all(&packs)?;
-        let packed = capture(Command::new("npm").current_dir(&packs).args([
-            "pack",
-            &format!("{name}@{version}"),
-            "--json",
-            "--silent",
-        ]))?;
-        let listing: serde_json::Value = serde_json::from_slice(&packed.stdout)
-            .with_context(|| format!("npm pack {name} printed no JSON"))?;
-        let file = listing[0]["filename"]
-            .as_str()
-            .with_context(|| format!("npm pack {name} named no file"))?;
-        let tarball = packs.join(file);
-        let digest = sha2::Sha512::digest(fs::read(&tarball)?);
-        let actual = format!(
-            "sha512-{}",
-            base64::engine::general_purpose::STANDARD.encode(digest)
-        );
-        if actual != integrity {
-            anyhow::bail!(
-                "{name}@{version}: the downloaded tarball's integrity is {actual}, expected {integrity}"
-            );
-        }
-        if destination.exists() {
-            fs::remove_dir_all(&destination)?;
-        }
-        fs::create_dir_all(&destination)?;
-        execute(
-            Command::new("tar")
-                .arg("-xzf")
-                .arg(&tarball)
-                .arg("-C")
-                .arg(&destination)
-                .arg("--strip-components=1"),
-        )?;
-    }
-    Ok(())
 }
 
 /// The real Paperclip server the end-to-end tests and the demo run: `npm ci` of

@@ -2,6 +2,7 @@
 //! two together as a [`LocalStack`]. Every process runs in its own process group and is stopped,
 //! with everything it spawned, when its handle is dropped — also when a test panics.
 
+pub mod conformance;
 pub mod local_sandbox;
 pub mod paperclip;
 pub mod plugin_package;

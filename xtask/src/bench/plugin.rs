@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use bridge_tests::harness::LocalStack;
+use bridge_tests::harness::{LocalStack, conformance};
 use paperclip_cloudflare_bridge::manifest::DRIVER_KEY;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -16,7 +16,7 @@ use tokio::process::Command;
 use super::median;
 use crate::command::announce;
 use crate::plugin_host::PluginProcess;
-use crate::tools::{node_bin_dir, repo_root};
+use crate::tools::node_bin_dir;
 
 /// Worker starts measured.
 const STARTS: usize = 20;
@@ -161,21 +161,9 @@ async fn stream_through_plugin(binary: &Path, config: &Value) -> Result<Value> {
 
 /// Runs the conformance script with round trips enabled and returns its measurement.
 async fn manager_round_trips(stack: &LocalStack, package: &Path) -> Result<Value> {
-    let root = repo_root();
-    let (key_id, secret) = &stack.keys().primary;
-    let output = Command::new(node_bin_dir().join("node"))
-        .arg(root.join("tests/conformance/host-conformance.mjs"))
-        .current_dir(&root)
-        .env("PATH", bridge_tests::harness::prepend_path(&node_bin_dir()))
-        .env("PACKAGE_DIR", package)
-        .env("BRIDGE_URL", stack.bridge_url())
-        .env("BRIDGE_KEY_ID", key_id)
-        .env("BRIDGE_SECRET", secret)
-        .env("ROUND_TRIPS", MANAGER_ROUND_TRIPS.to_string())
-        .env("NODE_ENV", "production")
-        .env("PAPERCLIP_LOG_LEVEL", "error")
-        .output()
-        .await?;
+    let mut command = conformance::command(stack, package, MANAGER_ROUND_TRIPS)?;
+    command.env("PAPERCLIP_LOG_LEVEL", "error");
+    let output = Command::from(command).output().await?;
     let text = String::from_utf8_lossy(&output.stdout);
     let summary = text
         .lines()
