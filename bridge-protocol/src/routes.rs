@@ -46,6 +46,10 @@ pub enum Route {
     Exec,
     /// `POST /exec/{executionId}/cancel`.
     CancelExec(String),
+    /// `POST /files/upload`: a framed body into the sandbox.
+    Upload,
+    /// `POST /files/download`: a framed answer out of the sandbox.
+    Download,
 }
 
 /// A path pattern below [`BASE_PATH`]: literal segments, `None` for the one parameter.
@@ -55,7 +59,7 @@ type Pattern = &'static [Option<&'static str>];
 type RouteRow = (&'static str, Pattern, fn(String) -> Route);
 
 /// Every route.
-const TABLE: [RouteRow; 9] = [
+const TABLE: [RouteRow; 11] = [
     ("GET", &[Some("health")], |_| Route::Health),
     ("POST", &[Some("probe")], |_| Route::Probe),
     ("POST", &[Some("leases"), Some("acquire")], |_| {
@@ -75,6 +79,10 @@ const TABLE: [RouteRow; 9] = [
         &[Some("exec"), None, Some("cancel")],
         Route::CancelExec,
     ),
+    ("POST", &[Some("files"), Some("upload")], |_| Route::Upload),
+    ("POST", &[Some("files"), Some("download")], |_| {
+        Route::Download
+    }),
 ];
 
 impl Route {
@@ -88,7 +96,9 @@ impl Route {
             | Self::ResumeLease
             | Self::ReleaseLease
             | Self::Exec
-            | Self::CancelExec(_) => "POST",
+            | Self::CancelExec(_)
+            | Self::Upload
+            | Self::Download => "POST",
         }
     }
 
@@ -104,6 +114,8 @@ impl Route {
             Self::InspectLease(id) | Self::DestroyLease(id) => format!("/leases/{id}"),
             Self::Exec => "/exec".to_owned(),
             Self::CancelExec(id) => format!("/exec/{id}/cancel"),
+            Self::Upload => "/files/upload".to_owned(),
+            Self::Download => "/files/download".to_owned(),
         };
         format!("{BASE_PATH}{suffix}")
     }
@@ -210,6 +222,8 @@ mod tests {
             Route::DestroyLease("pc-env-1".into()),
             Route::Exec,
             Route::CancelExec("exec-1".into()),
+            Route::Upload,
+            Route::Download,
         ];
         for route in routes {
             assert_eq!(Route::resolve(route.method(), &route.path()), Ok(route));

@@ -1,7 +1,7 @@
 //! Every way a request can fail, and the one place where a failure becomes a status and a body.
 
 use bridge_protocol::api::{ErrorBody, ErrorCode, ErrorDetails, LeaseState};
-use bridge_protocol::auth::AuthRejection;
+use bridge_protocol::auth::{AuthRejection, AuthRejectionReason, FrameError};
 use bridge_protocol::fields::FieldError;
 use bridge_protocol::remote_path::RemotePathError;
 use bridge_protocol::routes::RouteError;
@@ -52,6 +52,12 @@ pub enum BridgeError {
         "environment variable name {0:?} is invalid: a name must not be empty and must contain neither '=' nor NUL"
     )]
     InvalidEnvKey(String),
+    /// A framed upload body is not authentic or not complete; nothing of it is laid down.
+    #[error("the upload body is refused: {0}")]
+    BadFrame(#[from] FrameError),
+    /// A download's source is missing in the sandbox or not of the requested kind.
+    #[error("{0}")]
+    PathNotFound(String),
     /// The sandbox failed.
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
@@ -83,7 +89,11 @@ impl BridgeError {
             Self::Unauthorized(_) => 401,
             Self::BodyTooLarge { .. } => 413,
             Self::InvalidRequest(_) => 400,
-            Self::Route(RouteError::NotFound { .. }) | Self::LeaseNotFound(_) => 404,
+            Self::BadFrame(FrameError::BadTag { .. }) => 401,
+            Self::BadFrame(_) => 400,
+            Self::Route(RouteError::NotFound { .. })
+            | Self::LeaseNotFound(_)
+            | Self::PathNotFound(_) => 404,
             Self::LeaseNotActive { .. } | Self::SandboxStateLost(_) => 409,
             Self::InvalidEnvKey(_) => 422,
             Self::Relayed { status, .. } => *status,
@@ -112,6 +122,15 @@ impl BridgeError {
                 }),
             ),
             Self::InvalidRequest(_) => (ErrorCode::InvalidRequest, None),
+            Self::BadFrame(FrameError::BadTag { .. }) => (
+                ErrorCode::Unauthorized,
+                Some(ErrorDetails {
+                    reason: Some(AuthRejectionReason::BadBodyHash),
+                    ..ErrorDetails::default()
+                }),
+            ),
+            Self::BadFrame(_) => (ErrorCode::InvalidRequest, None),
+            Self::PathNotFound(_) => (ErrorCode::PathNotFound, None),
             Self::Route(RouteError::NotFound { .. }) => (ErrorCode::NotFound, None),
             Self::LeaseNotFound(_) => (ErrorCode::LeaseNotFound, None),
             Self::LeaseNotActive { .. } => (ErrorCode::LeaseNotActive, None),
@@ -158,7 +177,6 @@ impl From<SandboxIdError> for BridgeError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bridge_protocol::auth::AuthRejectionReason;
 
     #[test]
     fn maps_each_error_to_its_status_and_code() {
@@ -205,6 +223,21 @@ mod tests {
                 BridgeError::Internal("x".into()),
                 500,
                 ErrorCode::InternalError,
+            ),
+            (
+                BridgeError::BadFrame(FrameError::BadTag { index: 3 }),
+                401,
+                ErrorCode::Unauthorized,
+            ),
+            (
+                BridgeError::BadFrame(FrameError::Truncated),
+                400,
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                BridgeError::PathNotFound("x".into()),
+                404,
+                ErrorCode::PathNotFound,
             ),
         ];
         for (error, status, code) in cases {

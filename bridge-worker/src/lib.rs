@@ -18,6 +18,7 @@ mod lease;
 mod probe;
 mod sandbox;
 mod script;
+mod transfer;
 
 #[cfg(target_arch = "wasm32")]
 mod edge;

@@ -56,7 +56,9 @@ pub fn bridge_client(
 mod tests {
     use std::time::Duration;
 
-    use bridge_protocol::auth::{CONTENT_SHA256_HEADER, IncomingRequest, KeyRing, Verifier};
+    use bridge_protocol::auth::{
+        CONTENT_SHA256_HEADER, IncomingRequest, KeyRing, RequestBody, Verifier,
+    };
     use bridge_protocol::client::{CallPolicy, ClientError};
     use bridge_protocol::routes::Route;
 
@@ -150,7 +152,7 @@ mod tests {
                 host: Some(host),
                 path: "/x",
                 raw_query: "",
-                body: b"",
+                body: RequestBody::Complete(b""),
             };
             let verified = Verifier::new(keys.clone(), host, 300).verify(&incoming, now);
             assert!(verified.is_ok(), "{url}: {verified:?}");

@@ -21,6 +21,8 @@ pub const DEFAULT_KEY_ID: &str = "main";
 pub const DEFAULT_TIMEOUT_MS: u64 = 300_000;
 /// Default deadline of a call to the bridge that runs no command.
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 30_000;
+/// Default cap of what one native sync brings out of a sandbox: 10 GiB.
+pub const DEFAULT_SYNC_MAX_BYTES: u64 = 10 << 30;
 
 /// What a key holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +41,13 @@ pub enum FieldKind {
         /// Largest value accepted.
         max: u64,
     },
+    /// A whole number of bytes within bounds.
+    Bytes {
+        /// Smallest value accepted.
+        min: u64,
+        /// Largest value accepted.
+        max: u64,
+    },
     /// One of a few words.
     Choice(&'static [&'static str]),
 }
@@ -52,6 +61,8 @@ pub enum FieldDefault {
     Flag(bool),
     /// Milliseconds.
     Millis(u64),
+    /// Bytes.
+    Bytes(u64),
 }
 
 impl FieldDefault {
@@ -60,7 +71,7 @@ impl FieldDefault {
         match self {
             Self::Text(text) => Value::from(text),
             Self::Flag(flag) => Value::from(flag),
-            Self::Millis(millis) => Value::from(millis),
+            Self::Millis(number) | Self::Bytes(number) => Value::from(number),
         }
     }
 }
@@ -108,7 +119,7 @@ impl Field {
                 "string"
             }
             FieldKind::Flag => "boolean",
-            FieldKind::Millis { min, max } => {
+            FieldKind::Millis { min, max } | FieldKind::Bytes { min, max } => {
                 schema.insert("minimum".into(), json!(min));
                 schema.insert("maximum".into(), json!(max));
                 "integer"
@@ -240,8 +251,23 @@ const LOGIN_SHELL: Field = Field {
     ..Field::new("loginShell", FieldKind::Flag)
 };
 
+const SYNC_MAX_BYTES: Field = Field {
+    default: Some(FieldDefault::Bytes(DEFAULT_SYNC_MAX_BYTES)),
+    description: Some(
+        "Most bytes one native sync may bring out of the sandbox into Paperclip; a larger result fails with a clear error.",
+    ),
+    advanced: true,
+    ..Field::new(
+        "syncMaxBytes",
+        FieldKind::Bytes {
+            min: 1,
+            max: 1 << 50,
+        },
+    )
+};
+
 /// Every key of the driver's configuration.
-pub const FIELDS: [Field; 14] = [
+pub const FIELDS: [Field; 15] = [
     BRIDGE_BASE_URL,
     BRIDGE_SECRET,
     KEY_ID,
@@ -256,6 +282,7 @@ pub const FIELDS: [Field; 14] = [
     BRIDGE_REQUEST_TIMEOUT_MS,
     STREAM_OUTPUT,
     LOGIN_SHELL,
+    SYNC_MAX_BYTES,
 ];
 
 /// The JSON schema of the configuration, as the manifest publishes it.
@@ -318,6 +345,8 @@ pub struct ProviderConfig {
     pub stream_output: bool,
     /// Source login profiles before commands.
     pub login_shell: bool,
+    /// Most bytes one native sync may bring out of the sandbox.
+    pub sync_max_bytes: u64,
 }
 
 /// The outcome of `environmentValidateConfig`.
@@ -456,8 +485,9 @@ impl Reader<'_> {
         let session_id = session_id(self.text(&SESSION_ID).as_deref())
             .map_err(|error| self.errors.push(format!("{error}.")))
             .unwrap_or_default();
-        let timeout_ms = self.millis(&TIMEOUT_MS);
-        let bridge_request_timeout_ms = self.millis(&BRIDGE_REQUEST_TIMEOUT_MS);
+        let timeout_ms = self.whole(&TIMEOUT_MS);
+        let bridge_request_timeout_ms = self.whole(&BRIDGE_REQUEST_TIMEOUT_MS);
+        let sync_max_bytes = self.whole(&SYNC_MAX_BYTES);
         let stream_output = self.flag(&STREAM_OUTPUT);
         let login_shell = self.flag(&LOGIN_SHELL);
         Some(ProviderConfig {
@@ -474,6 +504,7 @@ impl Reader<'_> {
             bridge_request_timeout_ms,
             stream_output,
             login_shell,
+            sync_max_bytes,
         })
     }
 
@@ -565,14 +596,16 @@ impl Reader<'_> {
         }
     }
 
-    /// Milliseconds within the field's bounds, else its default.
-    fn millis(&mut self, field: &Field) -> u64 {
+    /// A whole number (milliseconds, bytes) within the field's bounds, else its default.
+    fn whole(&mut self, field: &Field) -> u64 {
         let default = match field.default {
-            Some(FieldDefault::Millis(default)) => default,
+            Some(FieldDefault::Millis(default) | FieldDefault::Bytes(default)) => default,
             _ => 0,
         };
-        let FieldKind::Millis { min, max } = field.kind else {
-            return default;
+        let (min, max, unit) = match field.kind {
+            FieldKind::Millis { min, max } => (min, max, "milliseconds"),
+            FieldKind::Bytes { min, max } => (min, max, "bytes"),
+            _ => return default,
         };
         match self.map.get(field.key) {
             None | Some(Value::Null) => default,
@@ -580,7 +613,7 @@ impl Reader<'_> {
                 Some(number) => number,
                 None => {
                     self.errors.push(format!(
-                        "{} must be a whole number of milliseconds between {min} and {max}, got {value}.",
+                        "{} must be a whole number of {unit} between {min} and {max}, got {value}.",
                         field.key
                     ));
                     default

@@ -6,6 +6,7 @@ use bridge_protocol::client::ClientError;
 
 use crate::config::ConfigError;
 use crate::rpc::{RpcError, codes};
+use crate::sync::SyncError;
 
 /// A failed host call.
 #[derive(Debug, thiserror::Error)]
@@ -32,9 +33,18 @@ pub enum ProviderError {
         /// What it said.
         stderr: String,
     },
+    /// A native sync operation failed; the message names the operation and the path.
+    #[error("native file sync failed: {0}")]
+    Sync(Box<SyncError>),
     /// A result could not be encoded for the host.
     #[error("cannot encode the result: {0}")]
     Encode(String),
+}
+
+impl From<SyncError> for ProviderError {
+    fn from(error: SyncError) -> Self {
+        Self::Sync(Box::new(error))
+    }
 }
 
 impl From<ProviderError> for RpcError {

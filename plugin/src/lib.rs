@@ -9,3 +9,4 @@ pub mod manifest;
 pub mod protocol;
 pub mod provider;
 pub mod rpc;
+pub mod sync;

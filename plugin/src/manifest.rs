@@ -46,11 +46,15 @@ struct Driver {
 /// Only what an end-to-end test through the real host proves (`docs/paperclip-host.md`): the host
 /// treats an absent worker-property capability (`persistentProcessSessions`,
 /// `independentControlCommands`) as on once `environmentExecute` is verified, so declaring one
-/// changes nothing, and in 2026.916.1 neither is consulted on the Codex CLI path.
+/// changes nothing, and in 2026.916.1 neither is consulted on the Codex CLI path. Native sync is
+/// declared explicitly; `concurrentSyncOperations` is not, so the host runs sync calls one at a
+/// time.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SandboxCapabilities {
     reusable_leases: bool,
+    native_sync_in: bool,
+    native_sync_out: bool,
 }
 
 /// This build's manifest.
@@ -74,6 +78,8 @@ pub fn manifest() -> Manifest {
             description: "Sandboxes in Cloudflare Sandbox containers, driven through the paperclip-sandbox-bridge Worker.",
             sandbox_capabilities: SandboxCapabilities {
                 reusable_leases: true,
+                native_sync_in: true,
+                native_sync_out: true,
             },
             config_schema: crate::config::schema(),
         }],

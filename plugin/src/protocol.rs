@@ -108,6 +108,97 @@ pub struct RealizeParams {
     pub workspace: Workspace,
 }
 
+/// `environmentSyncIn` and `environmentSyncOut`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SyncParams {
+    /// Common fields.
+    #[serde(flatten)]
+    pub driver: DriverParams,
+    /// The lease.
+    #[serde(default)]
+    pub lease: Lease,
+    /// What to move, in order.
+    pub operations: Vec<SyncOperation>,
+}
+
+/// One operation of a sync call: its mappings, then (in) the commands run after the upload.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncOperation {
+    /// Echoed in the result.
+    pub operation_id: String,
+    /// The mappings.
+    #[serde(default)]
+    pub files: Vec<SyncFileMapping>,
+    /// Run in order once every file is in, fail-fast (`environmentSyncIn` only).
+    #[serde(default)]
+    pub post_upload_commands: Vec<PostUploadCommand>,
+}
+
+/// Whether a mapping is one file or a directory tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncKind {
+    /// One regular file.
+    File,
+    /// A directory and everything below it.
+    Directory,
+}
+
+/// One source → target mapping. In: source on the host, target in the sandbox; out: reversed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncFileMapping {
+    /// Where the bytes are.
+    pub source_path: String,
+    /// Where they go.
+    pub target_path: String,
+    /// File or directory.
+    pub kind: SyncKind,
+    /// Permission bits of the target.
+    #[serde(default)]
+    pub mode: Option<u32>,
+    /// GNU-tar-style patterns left out of a directory.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Copy what symlinks point to instead of the links.
+    #[serde(default)]
+    pub follow_symlinks: bool,
+}
+
+/// A shell command the provider runs after an upload.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PostUploadCommand {
+    /// A `sh -c` script, run verbatim.
+    pub command: String,
+    /// Working directory (`/` when absent).
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// Deadline; the configuration's `timeoutMs` when absent.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+/// The result of a sync call.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SyncResult {
+    /// One entry per operation, in order.
+    pub operations: Vec<SyncOperationResult>,
+}
+
+/// What one operation moved.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncOperationResult {
+    /// The operation's id.
+    pub operation_id: String,
+    /// Regular files laid down.
+    pub files_transferred: u64,
+    /// Their bytes.
+    pub bytes_transferred: u64,
+}
+
 /// `environmentExecute`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -20,13 +20,14 @@ use crate::config::{self, ProviderConfig};
 use crate::error::ProviderError;
 use crate::protocol::{
     AcquireParams, Diagnostic, ExecuteParams, ExecuteResult, LeaseResult, ProbeResult,
-    RealizeParams, RealizeResult, ReceiptResult, ResumeParams, TerminateParams,
-    ValidateConfigParams, ValidateConfigResult,
+    RealizeParams, RealizeResult, ReceiptResult, ResumeParams, SyncParams, SyncResult,
+    TerminateParams, ValidateConfigParams, ValidateConfigResult,
 };
 use crate::rpc::{Handler, Notifier, Request, RpcError, codes};
+use crate::sync::Sync;
 
 /// The optional methods this plugin implements (what `initialize` advertises).
-pub const SUPPORTED_METHODS: [&str; 9] = [
+pub const SUPPORTED_METHODS: [&str; 11] = [
     "configChanged",
     "environmentValidateConfig",
     "environmentProbe",
@@ -36,10 +37,12 @@ pub const SUPPORTED_METHODS: [&str; 9] = [
     "environmentDestroyLease",
     "environmentRealizeWorkspace",
     "environmentExecute",
+    "environmentSyncIn",
+    "environmentSyncOut",
 ];
 
 /// Optional methods of the protocol this plugin does not implement (`-32004`).
-const UNIMPLEMENTED_METHODS: [&str; 25] = [
+const UNIMPLEMENTED_METHODS: [&str; 23] = [
     "validateConfig",
     "onEvent",
     "runJob",
@@ -52,8 +55,6 @@ const UNIMPLEMENTED_METHODS: [&str; 25] = [
     "resolveExternalObject",
     "refreshExternalObjects",
     "environmentRunnerIngressEndpoint",
-    "environmentSyncIn",
-    "environmentSyncOut",
     "environmentStartInteractiveSetup",
     "environmentGetInteractiveSetup",
     "environmentCancelInteractiveSetup",
@@ -72,6 +73,15 @@ const UNIMPLEMENTED_METHODS: [&str; 25] = [
 const EXEC_GRACE: Duration = Duration::from_secs(25);
 /// Longest probe the bridge accepts, below the host's fixed 120 s.
 const PROBE_LIMIT_MS: u64 = 100_000;
+
+/// Which way a sync call moves files.
+#[derive(Debug, Clone, Copy)]
+enum Direction {
+    /// Host to sandbox.
+    In,
+    /// Sandbox to host.
+    Out,
+}
 
 /// The provider; holds the one HTTP connection pool.
 pub struct Provider {
@@ -119,6 +129,12 @@ impl Provider {
             "environmentExecute" => {
                 let invocation = request.invocation.map(|invocation| invocation.id);
                 async { to_value(self.execute(decode(params)?, invocation, notifier).await?) }.await
+            }
+            "environmentSyncIn" => {
+                async { to_value(self.sync(decode(params)?, Direction::In).await?) }.await
+            }
+            "environmentSyncOut" => {
+                async { to_value(self.sync(decode(params)?, Direction::Out).await?) }.await
             }
             method if UNIMPLEMENTED_METHODS.contains(&method) => {
                 return Err(RpcError::new(
@@ -327,6 +343,32 @@ impl Provider {
             metadata: object(json!({"remoteCwd": cwd})),
             cwd,
         })
+    }
+
+    async fn sync(
+        &self,
+        params: SyncParams,
+        direction: Direction,
+    ) -> Result<SyncResult, ProviderError> {
+        let config = ProviderConfig::from_value(&params.driver.config)?;
+        let lease_id = params
+            .lease
+            .provider_lease_id
+            .ok_or(ProviderError::NoLease(match direction {
+                Direction::In => "environmentSyncIn",
+                Direction::Out => "environmentSyncOut",
+            }))?;
+        let client = self.client(&config)?;
+        let sync = Sync {
+            client: &client,
+            config: &config,
+            lease_id: &lease_id,
+        };
+        let result = match direction {
+            Direction::In => sync.sync_in(&params.operations).await,
+            Direction::Out => sync.sync_out(&params.operations).await,
+        };
+        Ok(result?)
     }
 
     async fn execute(

@@ -18,6 +18,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// 404: no lease with that id.
     LeaseNotFound,
+    /// 404: a path to download is missing in the sandbox, or not of the requested kind.
+    PathNotFound,
     /// 409: the lease is not active (destroyed, released, being acquired).
     LeaseNotActive,
     /// 409: the sandbox lost the lease's state; acquire anew.
@@ -48,6 +50,7 @@ impl ErrorCode {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::LeaseNotFound => "lease_not_found",
+            Self::PathNotFound => "path_not_found",
             Self::LeaseNotActive => "lease_not_active",
             Self::SandboxStateLost => "sandbox_state_lost",
             Self::InvalidEnvKey => "invalid_env_key",
@@ -126,6 +129,7 @@ mod tests {
             ErrorCode::NotFound,
             ErrorCode::MethodNotAllowed,
             ErrorCode::LeaseNotFound,
+            ErrorCode::PathNotFound,
             ErrorCode::LeaseNotActive,
             ErrorCode::SandboxStateLost,
             ErrorCode::InvalidEnvKey,

@@ -5,6 +5,7 @@
 
 mod error;
 mod exec;
+mod files;
 mod health;
 mod lease;
 mod probe;
@@ -14,6 +15,7 @@ pub use exec::{
     CancelRequest, CancelResponse, ExecRequest, ExecResult, OutputChunk, OutputStream, SessionMode,
     StreamFailure,
 };
+pub use files::{DownloadRequest, TransferFormat, UploadResult, UploadTarget};
 pub use health::{Capabilities, HealthResponse};
 pub use lease::{
     AcquireLeaseRequest, ExecutionRecord, ExecutionStatus, LeaseDetails, LeaseResponse, LeaseState,

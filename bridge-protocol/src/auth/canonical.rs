@@ -70,6 +70,36 @@ pub fn canonical_query(raw: &str) -> String {
         .join("&")
 }
 
+/// Builds a query from pairs, every byte outside RFC 3986's unreserved set escaped, in the order
+/// given (the signature canonicalises the order anyway).
+pub fn encode_query(pairs: &[(&str, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(key, value)| {
+            format!(
+                "{}={}",
+                rfc3986_encode(key.as_bytes()),
+                rfc3986_encode(value.as_bytes())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Splits a raw query into percent-decoded pairs, in order (invalid UTF-8 is replaced).
+pub fn decode_query(raw: &str) -> Vec<(String, String)> {
+    raw.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (
+                String::from_utf8_lossy(&percent_decode(key)).into_owned(),
+                String::from_utf8_lossy(&percent_decode(value)).into_owned(),
+            )
+        })
+        .collect()
+}
+
 /// Decodes `%XX` escapes; a malformed escape is kept literally so that both sides agree on it.
 fn percent_decode(input: &str) -> Vec<u8> {
     let bytes = input.as_bytes();

@@ -4,18 +4,25 @@
 //! client (the plugin, the tests) signs with the very same code, so the two sides cannot drift.
 
 mod canonical;
+mod frames;
 mod header;
 mod keys;
 mod response;
 mod signer;
 mod verifier;
 
-pub use canonical::{CanonicalRequest, canonical_query, sha256_hex};
+pub use canonical::{CanonicalRequest, canonical_query, decode_query, encode_query, sha256_hex};
+pub use frames::{
+    FRAMES_CONTENT_TYPE, Frame, FrameError, FrameKind, FrameOpener, FrameSealer, MAX_FRAME_PAYLOAD,
+    STREAMING_BODY,
+};
 pub use header::{Authorization, AuthorizationError, Nonce};
 pub use keys::{KeyId, KeyRing, KeyRingError, SecretKey};
 pub use response::{ResponseSignature, StreamOutcome};
 pub use signer::{RequestSigner, SignedHeaders};
-pub use verifier::{AuthRejection, AuthRejectionReason, Authenticated, IncomingRequest, Verifier};
+pub use verifier::{
+    AuthRejection, AuthRejectionReason, Authenticated, IncomingRequest, RequestBody, Verifier,
+};
 
 /// Scheme name: first token of the `Authorization` header and first line of the canonical string.
 pub const SCHEME: &str = "PCB1-HMAC-SHA256";

@@ -1,7 +1,7 @@
 //! Bridge side of the exchange: signatures that prove a response came from the bridge and answers
 //! this very request, so a proxy's error page can never pass for a result.
 
-use super::{SecretKey, header::parse_lower_hex_32, sha256_hex};
+use super::{STREAMING_BODY, SecretKey, header::parse_lower_hex_32, sha256_hex};
 use crate::api::ExecResult;
 
 /// Signature of a complete (JSON) response: `X-PCB-Response-Signature`.
@@ -26,8 +26,29 @@ impl ResponseSignature {
             .is_some_and(|tag| secret.verify(Self::canonical(nonce, status, body).as_bytes(), &tag))
     }
 
+    /// The signature of a response whose body is framed: [`STREAMING_BODY`] stands in for the
+    /// body hash, and the frames chain from the returned tag (send it hex-encoded).
+    pub fn sign_streaming(secret: &SecretKey, nonce: &str, status: u16) -> [u8; 32] {
+        secret.sign(Self::streaming_canonical(nonce, status).as_bytes())
+    }
+
+    /// Checks the header of a framed response; on success returns the tag its frames chain from.
+    pub fn verify_streaming(
+        secret: &SecretKey,
+        nonce: &str,
+        status: u16,
+        signature: &str,
+    ) -> Option<[u8; 32]> {
+        parse_lower_hex_32(signature)
+            .filter(|tag| secret.verify(Self::streaming_canonical(nonce, status).as_bytes(), tag))
+    }
+
     fn canonical(nonce: &str, status: u16, body: &[u8]) -> String {
         format!("PCB1-RESPONSE\n{nonce}\n{status}\n{}", sha256_hex(body))
+    }
+
+    fn streaming_canonical(nonce: &str, status: u16) -> String {
+        format!("PCB1-RESPONSE\n{nonce}\n{status}\n{STREAMING_BODY}")
     }
 }
 
@@ -176,5 +197,26 @@ mod tests {
             assert!(outcome.verify(&secret(), NONCE, expected));
             assert!(!outcome.verify(&secret(), "other-nonce-value-xx", expected));
         }
+    }
+
+    #[test]
+    fn a_streaming_response_signature_matches_the_fixed_vector() {
+        let expected = "9826d0ae991395280064e2df538dcf72894acfe52bc554fe25db71ada1ae355f";
+        let tag = ResponseSignature::sign_streaming(&secret(), NONCE, 200);
+        assert_eq!(hex::encode(tag), expected);
+        assert_eq!(
+            ResponseSignature::verify_streaming(&secret(), NONCE, 200, expected),
+            Some(tag)
+        );
+        assert_eq!(
+            ResponseSignature::verify_streaming(&secret(), NONCE, 500, expected),
+            None
+        );
+        let whole = ResponseSignature::sign(&secret(), NONCE, 200, b"");
+        assert_eq!(
+            ResponseSignature::verify_streaming(&secret(), NONCE, 200, &whole),
+            None,
+            "a signature over a complete body never passes for a framed one"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Client side: turning a request into its `Authorization` and content-hash headers.
 
-use super::{Authorization, CanonicalRequest, KeyId, Nonce, SecretKey, sha256_hex};
+use super::{Authorization, CanonicalRequest, KeyId, Nonce, STREAMING_BODY, SecretKey, sha256_hex};
 
 /// Signs requests for one bridge deployment with one key.
 #[derive(Debug, Clone)]
@@ -19,6 +19,8 @@ pub struct SignedHeaders {
     pub content_sha256: String,
     /// The nonce, needed to check the response signature.
     pub nonce: Nonce,
+    /// The signature itself: a framed body chains its frames from it.
+    pub signature: [u8; 32],
 }
 
 impl RequestSigner {
@@ -46,7 +48,32 @@ impl RequestSigner {
         timestamp: u64,
         nonce: Nonce,
     ) -> SignedHeaders {
-        let content_sha256 = sha256_hex(body);
+        self.sign_digest(method, path, raw_query, sha256_hex(body), timestamp, nonce)
+    }
+
+    /// Signs a request whose body will be framed ([`super::FrameSealer`], seeded with the
+    /// returned signature): the canonical string carries [`STREAMING_BODY`] instead of a hash.
+    pub fn sign_streaming(
+        &self,
+        method: &str,
+        path: &str,
+        raw_query: &str,
+        timestamp: u64,
+        nonce: Nonce,
+    ) -> SignedHeaders {
+        let digest = STREAMING_BODY.to_owned();
+        self.sign_digest(method, path, raw_query, digest, timestamp, nonce)
+    }
+
+    fn sign_digest(
+        &self,
+        method: &str,
+        path: &str,
+        raw_query: &str,
+        content_sha256: String,
+        timestamp: u64,
+        nonce: Nonce,
+    ) -> SignedHeaders {
         let canonical = CanonicalRequest {
             key_id: self.key_id.as_str(),
             timestamp,
@@ -57,16 +84,18 @@ impl RequestSigner {
             raw_query,
             body_sha256: &content_sha256,
         };
+        let signature = self.secret.sign(canonical.to_canonical_string().as_bytes());
         let authorization = Authorization {
             key_id: self.key_id.to_string(),
             timestamp,
-            signature: self.secret.sign(canonical.to_canonical_string().as_bytes()),
+            signature,
             nonce: nonce.clone(),
         };
         SignedHeaders {
             authorization: authorization.to_header_value(),
             content_sha256,
             nonce,
+            signature,
         }
     }
 }
@@ -100,6 +129,33 @@ mod tests {
             signed.authorization,
             "PCB1-HMAC-SHA256 KeyId=primary, Timestamp=1767225600, Nonce=AAECAwQFBgcICQoLDA0ODw, \
              Signature=a1879c3b4c6a61a012711034e6f9b0394c02d95860f7a7cfd55af99e396e91cf"
+        );
+    }
+
+    #[test]
+    fn a_streaming_signature_covers_the_literal_instead_of_a_hash() {
+        // Python: the nine lines with STREAMING-PCB1-FRAMES as the last one.
+        let signer = RequestSigner::new(
+            KeyId::parse("primary").expect("valid"),
+            SecretKey::new("0123456789abcdef0123456789abcdef").expect("valid"),
+            "bridge.example.com",
+        );
+        let signed = signer.sign_streaming(
+            "POST",
+            "/api/paperclip-sandbox/v1/files/upload",
+            "path=%2Fworkspace%2Fa&lease=pc-env-1",
+            1_767_225_600,
+            Nonce::parse("AAECAwQFBgcICQoLDA0ODw").expect("valid"),
+        );
+        assert_eq!(signed.content_sha256, STREAMING_BODY);
+        assert_eq!(
+            hex::encode(signed.signature),
+            "ec0d013c59c821e09bdc4b66438db0c80a7b09fb9f0a232e451b66f7da1e2e5d"
+        );
+        assert!(
+            signed
+                .authorization
+                .ends_with(&hex::encode(signed.signature))
         );
     }
 }

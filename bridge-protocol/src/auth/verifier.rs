@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Authorization, AuthorizationError, CanonicalRequest, KeyId, KeyRing, Nonce, SecretKey,
-    sha256_hex,
+    Authorization, AuthorizationError, CanonicalRequest, KeyId, KeyRing, Nonce, STREAMING_BODY,
+    SecretKey, sha256_hex,
 };
 
 /// The parts of an HTTP request that authentication looks at.
@@ -22,8 +22,18 @@ pub struct IncomingRequest<'a> {
     pub path: &'a str,
     /// Query without the `?`, empty when absent.
     pub raw_query: &'a str,
-    /// The complete body.
-    pub body: &'a [u8],
+    /// The body, or how it is authenticated when it streams.
+    pub body: RequestBody<'a>,
+}
+
+/// A request body as authentication sees it.
+#[derive(Debug, Clone, Copy)]
+pub enum RequestBody<'a> {
+    /// Read whole: its hash is checked against `X-PCB-Content-SHA256`.
+    Complete(&'a [u8]),
+    /// Still to be read as frames ([`super::FrameOpener`]), each verified on arrival; the
+    /// content hash header must be [`STREAMING_BODY`].
+    Framed,
 }
 
 /// Machine-readable reason of a 401, sent as `details.reason` so operators can tell them apart.
@@ -120,6 +130,8 @@ pub struct Authenticated {
     pub nonce: Nonce,
     /// The request's timestamp.
     pub timestamp: u64,
+    /// The request's signature: a framed body chains from it.
+    pub signature: [u8; 32],
 }
 
 /// The bridge's checks of DESIGN §4, cheapest first.
@@ -173,7 +185,10 @@ impl Verifier {
                 pinned: self.pinned_host.clone(),
             });
         }
-        let body_sha256 = sha256_hex(request.body);
+        let body_sha256 = match request.body {
+            RequestBody::Complete(body) => sha256_hex(body),
+            RequestBody::Framed => STREAMING_BODY.to_owned(),
+        };
         if request.content_sha256 != Some(body_sha256.as_str()) {
             return Err(AuthRejection::BadBodyHash);
         }
@@ -198,6 +213,7 @@ impl Verifier {
             secret: secret.clone(),
             nonce: authorization.nonce,
             timestamp: authorization.timestamp,
+            signature: authorization.signature,
         })
     }
 }
@@ -263,7 +279,7 @@ mod tests {
                 host: Some(host),
                 path,
                 raw_query: query,
-                body: &sent.body,
+                body: RequestBody::Complete(&sent.body),
             },
             NOW,
         )
@@ -304,7 +320,7 @@ mod tests {
                 host: Some(HOST),
                 path: PATH,
                 raw_query: "",
-                body: b"{}",
+                body: RequestBody::Complete(b"{}"),
             },
             NOW,
         );
@@ -388,6 +404,55 @@ mod tests {
         };
         assert_eq!(
             reason(check(&tampered, HOST, PATH, "")),
+            AuthRejectionReason::BadSignature
+        );
+    }
+
+    #[test]
+    fn a_framed_body_is_accepted_only_as_signed() {
+        let signer = signer("new", SECRET_NEW);
+        let nonce = Nonce::random().expect("entropy");
+        let streaming = signer.sign_streaming("POST", PATH, "", NOW, nonce);
+        fn incoming<'a>(
+            signed: &'a super::super::SignedHeaders,
+            body: RequestBody<'a>,
+        ) -> IncomingRequest<'a> {
+            IncomingRequest {
+                authorization: Some(&signed.authorization),
+                content_sha256: Some(&signed.content_sha256),
+                method: "POST",
+                host: Some(HOST),
+                path: PATH,
+                raw_query: "",
+                body,
+            }
+        }
+        let accepted = verifier()
+            .verify(&incoming(&streaming, RequestBody::Framed), NOW)
+            .expect("accepted");
+        assert_eq!(accepted.signature, streaming.signature);
+        assert_eq!(
+            reason(verifier().verify(&incoming(&streaming, RequestBody::Complete(b"")), NOW)),
+            AuthRejectionReason::BadBodyHash
+        );
+        let whole = signer.sign(
+            "POST",
+            PATH,
+            "",
+            b"",
+            NOW,
+            Nonce::random().expect("entropy"),
+        );
+        assert_eq!(
+            reason(verifier().verify(&incoming(&whole, RequestBody::Framed), NOW)),
+            AuthRejectionReason::BadBodyHash
+        );
+        let relabelled = super::super::SignedHeaders {
+            content_sha256: STREAMING_BODY.to_owned(),
+            ..whole
+        };
+        assert_eq!(
+            reason(verifier().verify(&incoming(&relabelled, RequestBody::Framed), NOW)),
             AuthRejectionReason::BadSignature
         );
     }

@@ -5,6 +5,7 @@
 //! for.
 
 use crate::api::{ErrorBody, ErrorCode};
+use crate::auth::FrameError;
 
 use super::transport::{TransportError, TransportErrorKind};
 
@@ -60,8 +61,14 @@ pub enum ClientError {
     /// The execution stream carried something unreadable or an unsigned end.
     #[error(transparent)]
     Stream(#[from] StreamError),
-    /// The execution stream stopped before its terminal event.
-    #[error("the Cloudflare bridge's stream ended before the command's result (network failure)")]
+    /// A transfer's frames are not the bridge's (a bad tag, a malformed frame).
+    #[error("the Cloudflare bridge's transfer stream is not authentic: {0}")]
+    Frames(FrameError),
+    /// An upload's source failed while it was being sent; nothing was laid down.
+    #[error("reading the upload's source failed: {0}")]
+    Source(String),
+    /// A stream (an execution's events, a transfer's frames) stopped before its terminal one.
+    #[error("the Cloudflare bridge's stream was cut off before its end (network failure)")]
     Truncated,
 }
 
@@ -74,7 +81,9 @@ impl ClientError {
             Self::Request(_)
             | Self::Refused { .. }
             | Self::NotTheBridge { .. }
-            | Self::Stream(_) => false,
+            | Self::Stream(_)
+            | Self::Frames(_)
+            | Self::Source(_) => false,
         }
     }
 

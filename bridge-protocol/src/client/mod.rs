@@ -12,6 +12,7 @@ mod error;
 #[cfg(feature = "reqwest")]
 mod reqwest_transport;
 mod stream;
+mod transfer;
 mod transport;
 
 use std::collections::VecDeque;
@@ -24,8 +25,10 @@ pub use error::{ClientError, StreamError};
 #[cfg(feature = "reqwest")]
 pub use reqwest_transport::{ReqwestBody, ReqwestTransport};
 pub use stream::{StreamEvent, StreamReader};
+pub use transfer::Download;
 pub use transport::{
-    HttpRequest, HttpResponse, ResponseBody, Transport, TransportError, TransportErrorKind,
+    BodyStream, HttpBody, HttpRequest, HttpResponse, ResponseBody, Transport, TransportError,
+    TransportErrorKind,
 };
 
 use crate::api::ExecRequest;
@@ -182,6 +185,33 @@ impl<T: Transport> BridgeClient<T> {
         })
     }
 
+    /// Signs a request whose body will be framed; returns it (without a body) and the signature
+    /// its frames chain from.
+    pub fn prepare_streaming(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+    ) -> Result<(PreparedRequest, [u8; 32]), ClientError> {
+        let nonce = Nonce::random()
+            .map_err(|error| ClientError::Request(format!("no randomness for a nonce: {error}")))?;
+        let signed = self
+            .signer
+            .sign_streaming(method, path, query, unix_now(), nonce);
+        let prepared = PreparedRequest {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            query: query.to_owned(),
+            body: Vec::new(),
+            headers: vec![
+                ("Authorization".to_owned(), signed.authorization),
+                (CONTENT_SHA256_HEADER.to_owned(), signed.content_sha256),
+            ],
+            nonce: signed.nonce,
+        };
+        Ok((prepared, signed.signature))
+    }
+
     /// Sends a prepared request as it is and reads the whole answer, all within `limit`.
     pub async fn send(
         &self,
@@ -315,6 +345,17 @@ impl<T: Transport> BridgeClient<T> {
         request: &PreparedRequest,
         limit: Duration,
     ) -> Result<HttpResponse<T::Body>, ClientError> {
+        self.transmit_body(request, HttpBody::Bytes(request.body.clone()), limit)
+            .await
+    }
+
+    /// Sends `request` with `body` in place of its own.
+    async fn transmit_body(
+        &self,
+        request: &PreparedRequest,
+        body: HttpBody,
+        limit: Duration,
+    ) -> Result<HttpResponse<T::Body>, ClientError> {
         let mut url = format!("{}{}", self.base_url, request.path);
         if !request.query.is_empty() {
             url.push('?');
@@ -324,7 +365,7 @@ impl<T: Transport> BridgeClient<T> {
             method: request.method.clone(),
             url,
             headers: request.headers.clone(),
-            body: request.body.clone(),
+            body,
         };
         self.transport
             .send(http, limit)
@@ -354,12 +395,7 @@ impl<B: ResponseBody> ExecStream<B> {
             if self.reader.is_finished() {
                 return Ok(None);
             }
-            let chunk = self
-                .body
-                .chunk(remaining(self.deadline))
-                .await
-                .map_err(|error| ClientError::from_transport(error, millis(self.limit)))?;
-            match chunk {
+            match next_chunk(&mut self.body, self.deadline, self.limit).await? {
                 Some(bytes) => self.pending.extend(self.reader.push(&bytes)?),
                 None => return Err(ClientError::Truncated),
             }
@@ -375,11 +411,7 @@ async fn read_whole<B: ResponseBody>(
 ) -> Result<RawResponse, ClientError> {
     let mut body = response.body;
     let mut bytes = Vec::new();
-    while let Some(chunk) = body
-        .chunk(remaining(deadline))
-        .await
-        .map_err(|error| ClientError::from_transport(error, millis(limit)))?
-    {
+    while let Some(chunk) = next_chunk(&mut body, deadline, limit).await? {
         bytes.extend_from_slice(&chunk);
     }
     Ok(RawResponse {
@@ -387,6 +419,17 @@ async fn read_whole<B: ResponseBody>(
         body: bytes,
         signature: response.signature,
     })
+}
+
+/// The next chunk of `body` by `deadline` (`limit` names the call's time limit in errors).
+async fn next_chunk<B: ResponseBody>(
+    body: &mut B,
+    deadline: Instant,
+    limit: Duration,
+) -> Result<Option<Vec<u8>>, ClientError> {
+    body.chunk(remaining(deadline))
+        .await
+        .map_err(|error| ClientError::from_transport(error, millis(limit)))
 }
 
 fn remaining(deadline: Instant) -> Duration {

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use super::transport::{
-    HttpRequest, HttpResponse, ResponseBody, Transport, TransportError, TransportErrorKind,
+    HttpBody, HttpRequest, HttpResponse, ResponseBody, Transport, TransportError,
+    TransportErrorKind,
 };
 use crate::auth::RESPONSE_SIGNATURE_HEADER;
 
@@ -39,7 +40,11 @@ impl Transport for ReqwestTransport {
                 message: format!("invalid method {:?}: {error}", request.method),
             }
         })?;
-        let mut builder = self.http.request(method, &request.url).body(request.body);
+        let body = match request.body {
+            HttpBody::Bytes(bytes) => reqwest::Body::from(bytes),
+            HttpBody::Stream(stream) => reqwest::Body::wrap_stream(stream),
+        };
+        let mut builder = self.http.request(method, &request.url).body(body);
         for (name, value) in &request.headers {
             builder = builder.header(name, value);
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::api::{ErrorCode, ExecResult};
-use crate::auth::{Authorization, IncomingRequest, KeyRing, StreamOutcome, Verifier};
+use crate::auth::{Authorization, IncomingRequest, KeyRing, RequestBody, StreamOutcome, Verifier};
 use crate::sse::encode_event;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
@@ -150,7 +150,7 @@ fn requests_are_signed_for_the_pinned_host_and_answers_must_be_signed_too() {
         host: Some(host),
         path: "/health",
         raw_query: "",
-        body: b"",
+        body: RequestBody::Complete(b""),
     };
     let pinned = Verifier::new(keys.clone(), "127.0.0.1:8787", 300);
     assert!(

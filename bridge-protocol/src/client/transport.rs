@@ -2,11 +2,34 @@
 //! within a time limit, and wait. The plugin and the tests plug reqwest in
 //! ([`super::ReqwestTransport`]); any other stack fits the same three calls.
 
+use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
+/// Bytes produced while a request is being sent (an upload's frames); an error aborts the request.
+pub type BodyStream =
+    Pin<Box<dyn futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send>>;
+
+/// A request body.
+pub enum HttpBody {
+    /// All of it, in hand.
+    Bytes(Vec<u8>),
+    /// Read while sending, so it is never held whole.
+    Stream(BodyStream),
+}
+
+impl fmt::Debug for HttpBody {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Bytes(bytes) => write!(formatter, "Bytes({} bytes)", bytes.len()),
+            Self::Stream(_) => formatter.write_str("Stream"),
+        }
+    }
+}
+
 /// One request, exactly as it goes on the wire.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct HttpRequest {
     /// Method, upper case.
     pub method: String,
@@ -14,8 +37,8 @@ pub struct HttpRequest {
     pub url: String,
     /// Headers in order (`Host` among them when the request pins one).
     pub headers: Vec<(String, String)>,
-    /// Body bytes.
-    pub body: Vec<u8>,
+    /// The body.
+    pub body: HttpBody,
 }
 
 /// The head of a response, and its body still to be read.

@@ -8,7 +8,9 @@ use super::replay_guard;
 use crate::config::BridgeConfig;
 use crate::error::BridgeError;
 use bridge_protocol::api::HEALTHZ_PATH;
-use bridge_protocol::auth::{Authenticated, IncomingRequest};
+use bridge_protocol::auth::{
+    Authenticated, CONTENT_SHA256_HEADER, IncomingRequest, RequestBody, STREAMING_BODY,
+};
 use bridge_protocol::routes::{RequestTarget, Route};
 
 #[event(fetch)]
@@ -36,13 +38,39 @@ async fn serve(
         Ok(config) => config,
         Err(error) => return refuse(error.into()),
     };
-    let body = match http::read_body(&mut request, config.max_body_bytes).await {
-        Ok(body) => body,
-        Err(error) => return refuse(error),
+    let framed = request
+        .headers()
+        .get(CONTENT_SHA256_HEADER)
+        .ok()
+        .flatten()
+        .is_some_and(|digest| digest == STREAMING_BODY);
+    let body = if framed {
+        Vec::new()
+    } else {
+        match http::read_body(&mut request, config.max_body_bytes).await {
+            Ok(body) => body,
+            Err(error) => return refuse(error),
+        }
     };
-    let authenticated = match authenticate(&request, env, &config, method, target, &body).await {
+    let digest = if framed {
+        RequestBody::Framed
+    } else {
+        RequestBody::Complete(&body)
+    };
+    let authenticated = match authenticate(&request, env, &config, method, target, digest).await {
         Ok(authenticated) => authenticated,
         Err(error) => return refuse(error),
+    };
+    let framed = if framed {
+        match request.stream() {
+            Ok(stream) => Some(stream),
+            Err(error) => {
+                let error = BridgeError::Internal(format!("the request body: {error}"));
+                return (Answer::Json(Reply::error(&error)), Some(authenticated));
+            }
+        }
+    } else {
+        None
     };
     let wants_stream = request
         .headers()
@@ -56,6 +84,8 @@ async fn serve(
                 env,
                 config: &config,
                 body: &body,
+                raw_query: &target.raw_query,
+                framed,
                 wants_stream,
                 authenticated: &authenticated,
             };
@@ -74,11 +104,11 @@ async fn authenticate(
     config: &BridgeConfig,
     method: &str,
     target: &RequestTarget,
-    body: &[u8],
+    body: RequestBody<'_>,
 ) -> Result<Authenticated, BridgeError> {
     let header = |name: &str| request.headers().get(name).ok().flatten();
     let authorization = header("Authorization");
-    let content_sha256 = header(bridge_protocol::auth::CONTENT_SHA256_HEADER);
+    let content_sha256 = header(CONTENT_SHA256_HEADER);
     let host = header("Host");
     let now = http::unix_now();
     let authenticated = config.verifier.verify(

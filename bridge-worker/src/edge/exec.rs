@@ -12,6 +12,7 @@ use futures_channel::mpsc;
 use futures_util::{FutureExt, SinkExt, StreamExt, select};
 use worker::{ByteStream, Delay, Env, Headers, Response};
 
+use super::http::random_hex;
 use super::lease_object::{self, SandboxBinding};
 use super::sandbox_stub::Sandbox;
 use crate::error::BridgeError;
@@ -34,12 +35,21 @@ const DRAIN_AFTER_KILL_MS: u64 = 10_000;
 const STREAM_BUFFER: usize = 32;
 
 /// A validated execution, journaled and with its command started in the sandbox.
-struct Running {
+pub(super) struct Running {
     plan: ExecPlan,
     env: Env,
     output: ByteStream,
     end_record: EndRecord,
     started_ms: u64,
+}
+
+/// Where a command's output goes while the driver follows it.
+pub(super) trait OutputSink {
+    /// Takes one chunk of output, in order.
+    async fn chunk(&mut self, chunk: Chunk);
+
+    /// The command has been silent for [`HEARTBEAT`].
+    async fn heartbeat(&mut self);
 }
 
 /// Where output goes: nowhere but the tracker's copy (JSON), or to the client (SSE).
@@ -57,7 +67,9 @@ impl Sink {
             *self = Self::Collect;
         }
     }
+}
 
+impl OutputSink for Sink {
     /// Forwards a chunk as `{"data": …}` (the shape of [`bridge_protocol::api::OutputChunk`]), splicing
     /// in the still-encoded text instead of decoding and re-encoding it.
     async fn chunk(&mut self, chunk: Chunk) {
@@ -71,6 +83,10 @@ impl Sink {
             &payload,
         ))
         .await;
+    }
+
+    async fn heartbeat(&mut self) {
+        self.send(encode_comment("keepalive")).await;
     }
 }
 
@@ -144,12 +160,21 @@ fn terminal_event(
 
 /// Validates, journals, stages stdin and starts the command.
 async fn start(env: &Env, request: ExecRequest) -> Result<Running, BridgeError> {
-    let mut random = [0u8; 24];
-    getrandom::fill(&mut random)
-        .map_err(|error| BridgeError::Internal(format!("no randomness: {error}")))?;
-    let (id, nonce) = random.split_at(12);
-    let plan = ExecPlan::from_request(request, format!("x{}", hex::encode(id)))?;
-    let end_record = EndRecord::new(&hex::encode(nonce));
+    begin(env, request).await?.launch(env).await
+}
+
+/// An execution that is validated and journaled, its command not started yet.
+pub(super) struct Begun {
+    sandbox: Sandbox,
+    plan: ExecPlan,
+    ticket: ExecutionTicket,
+    end_record: EndRecord,
+}
+
+/// Validates `request` and journals the execution; the command starts with [`Begun::launch`].
+pub(super) async fn begin(env: &Env, request: ExecRequest) -> Result<Begun, BridgeError> {
+    let plan = ExecPlan::from_request(request, format!("x{}", random_hex::<12>()?))?;
+    let end_record = EndRecord::new(&random_hex::<12>()?);
     let sandbox = Sandbox::open(env, SandboxId::parse(&plan.lease_id)?)?;
     let ticket: ExecutionTicket = lease_object::send(
         env,
@@ -161,23 +186,70 @@ async fn start(env: &Env, request: ExecRequest) -> Result<Running, BridgeError> 
         },
     )
     .await?;
-    let started_ms = super::http::unix_millis();
-    match launch(&sandbox, &plan, &ticket, &end_record).await {
-        Ok(output) => Ok(Running {
+    Ok(Begun {
+        sandbox,
+        plan,
+        ticket,
+        end_record,
+    })
+}
+
+impl Begun {
+    /// The validated request.
+    pub(super) fn plan(&self) -> &ExecPlan {
+        &self.plan
+    }
+
+    /// The lease's sandbox.
+    pub(super) fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    /// Replaces the arguments, for a command whose arguments are only known once the request's
+    /// body is in (an upload's byte count); the journaled command name stays.
+    pub(super) fn with_argv(mut self, argv: Vec<String>) -> Self {
+        self.plan.argv = argv;
+        self
+    }
+
+    /// Starts the command; a failure to start is journaled.
+    pub(super) async fn launch(self, env: &Env) -> Result<Running, BridgeError> {
+        let Self {
+            sandbox,
             plan,
-            env: env.clone(),
-            output,
+            ticket,
             end_record,
-            started_ms,
-        }),
-        Err(error) => {
-            if plan.stdin.is_some()
-                && let Err(cleanup) = sandbox.delete_file(&stdin_path(&plan.execution_id)).await
-            {
-                worker::console_error!("removing staged stdin: {cleanup}");
+        } = self;
+        let started_ms = super::http::unix_millis();
+        match launch(&sandbox, &plan, &ticket, &end_record).await {
+            Ok(output) => Ok(Running {
+                plan,
+                env: env.clone(),
+                output,
+                end_record,
+                started_ms,
+            }),
+            Err(error) => {
+                if plan.stdin.is_some()
+                    && let Err(cleanup) = sandbox.delete_file(&stdin_path(&plan.execution_id)).await
+                {
+                    worker::console_error!("removing staged stdin: {cleanup}");
+                }
+                journal_end(env, &plan, ExecutionStatus::Failed, None, false).await?;
+                Err(error.into())
             }
-            journal_end(env, &plan, ExecutionStatus::Failed, None, false).await?;
-            Err(error.into())
+        }
+    }
+
+    /// Gives the execution up before its command started: it is journaled as failed with
+    /// `error`, which is returned.
+    pub(super) async fn abandon(self, env: &Env, error: BridgeError) -> BridgeError {
+        match journal_end(env, &self.plan, ExecutionStatus::Failed, None, false).await {
+            Ok(_) => error,
+            Err(journal) => {
+                worker::console_error!("journaling an abandoned execution: {journal}");
+                error
+            }
         }
     }
 }
@@ -222,10 +294,10 @@ async fn launch(
 /// Follows the command to its end and concludes it, exactly once; `retain_limit` as in
 /// [`OutputTracker::new`]. The container's stream is let go once the command's end records are
 /// in, whatever the command left running on its pipes.
-async fn drive(
+pub(super) async fn drive(
     running: Running,
     retain_limit: Option<usize>,
-    sink: &mut Sink,
+    sink: &mut impl OutputSink,
 ) -> Result<ExecResult, BridgeError> {
     let Running {
         plan,
@@ -275,7 +347,7 @@ async fn drive(
             }
             () = drain_deadline => break 'follow Ending::Exited(None),
             () = heartbeat => {
-                sink.send(encode_comment("keepalive")).await;
+                sink.heartbeat().await;
                 heartbeat = Delay::from(HEARTBEAT).fuse();
             }
         }

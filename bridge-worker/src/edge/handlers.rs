@@ -1,11 +1,11 @@
 //! The route handlers: decode, run, encode.
 
 use serde::de::DeserializeOwned;
-use worker::{Env, Response};
+use worker::{ByteStream, Env, Response};
 
 use super::http::{Reply, unix_millis};
 use super::sandbox_stub::{Sandbox, with_deadline};
-use super::{exec, lease_object};
+use super::{exec, lease_object, transfer};
 use crate::config::BridgeConfig;
 use crate::error::BridgeError;
 use crate::lease::AcquirePlan;
@@ -20,7 +20,7 @@ use bridge_protocol::api::{
     LeaseResponse, PROVIDER, ProbeRequest, ProbeResponse, ReleaseLeaseRequest, ResumeLeaseRequest,
     TerminationReceipt,
 };
-use bridge_protocol::auth::Authenticated;
+use bridge_protocol::auth::{Authenticated, CONTENT_SHA256_HEADER, STREAMING_BODY};
 use bridge_protocol::fields::{lifecycle_timeout, optional_sleep_after};
 use bridge_protocol::routes::Route;
 
@@ -33,8 +33,12 @@ pub struct Call<'a> {
     pub env: &'a Env,
     /// Validated settings.
     pub config: &'a BridgeConfig,
-    /// The request body.
+    /// The request body (empty when it is framed).
     pub body: &'a [u8],
+    /// The raw query, as signed.
+    pub raw_query: &'a str,
+    /// A framed body, still to be read and verified frame by frame.
+    pub framed: Option<ByteStream>,
     /// The client asked for `text/event-stream`.
     pub wants_stream: bool,
     /// Who signed it (streams sign their terminal event with it).
@@ -53,6 +57,12 @@ pub enum Answer {
 pub async fn handle(route: Route, call: Call<'_>) -> Result<Answer, BridgeError> {
     let env = call.env;
     let json = |reply: Result<Reply, BridgeError>| reply.map(Answer::Json);
+    if call.framed.is_some() && route != Route::Upload {
+        return Err(BridgeError::InvalidRequest(format!(
+            "only {} takes a framed body",
+            Route::Upload.path()
+        )));
+    }
     match route {
         Route::Health => json(Reply::json(200, &health())),
         Route::Probe => json(Reply::json(200, &probe(env, decode(call.body)?).await?)),
@@ -106,6 +116,19 @@ pub async fn handle(route: Route, call: Call<'_>) -> Result<Answer, BridgeError>
                 json(Reply::json(200, &result))
             }
         }
+        Route::Upload => {
+            let body = call.framed.ok_or_else(|| {
+                BridgeError::InvalidRequest(format!(
+                    "{} takes a framed body: sign it with {CONTENT_SHA256_HEADER}: {STREAMING_BODY}",
+                    Route::Upload.path()
+                ))
+            })?;
+            let result = transfer::upload(env, call.raw_query, body, call.authenticated).await?;
+            json(Reply::json(200, &result))
+        }
+        Route::Download => transfer::download(env, decode(call.body)?, call.authenticated)
+            .await
+            .map(Answer::Stream),
         Route::CancelExec(execution_id) => {
             let request: CancelRequest = decode(call.body)?;
             let cancelled = exec::cancel(env, &request.provider_lease_id, &execution_id).await?;

@@ -59,6 +59,14 @@ pub fn respond(reply: Reply, authenticated: Option<&Authenticated>) -> worker::R
         .with_headers(headers))
 }
 
+/// `N` random bytes as lowercase hex, for ids and nonces the bridge makes.
+pub fn random_hex<const N: usize>() -> Result<String, BridgeError> {
+    let mut random = [0u8; N];
+    getrandom::fill(&mut random)
+        .map_err(|error| BridgeError::Internal(format!("no randomness: {error}")))?;
+    Ok(hex::encode(random))
+}
+
 /// A Worker var or secret as text; absent and non-text values read as `None`.
 pub fn var(env: &Env, name: &str) -> Option<String> {
     env.var(name)

@@ -11,6 +11,7 @@ mod lease_object;
 #[allow(missing_docs)]
 mod replay_guard;
 mod sandbox_stub;
+mod transfer;
 
 pub use lease_object::LeaseObject;
 pub use replay_guard::ReplayGuard;

@@ -70,6 +70,8 @@ extern "C" {
 #[serde(rename_all = "camelCase")]
 struct WriteOptions {
     session_id: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encoding: Option<&'static str>,
 }
 
 /// One sandbox, addressed by id.
@@ -152,8 +154,23 @@ impl Sandbox {
 
     /// Writes a text file (parent directories are created).
     pub async fn write_file(&self, path: &str, content: &str) -> Result<(), SandboxError> {
+        self.write(path, content, None).await
+    }
+
+    /// Writes `base64`'s bytes to a file (parent directories are created); the container decodes.
+    pub async fn write_file_base64(&self, path: &str, base64: &str) -> Result<(), SandboxError> {
+        self.write(path, base64, Some("base64")).await
+    }
+
+    async fn write(
+        &self,
+        path: &str,
+        content: &str,
+        encoding: Option<&'static str>,
+    ) -> Result<(), SandboxError> {
         let options = to_js(&WriteOptions {
             session_id: SESSIONLESS,
+            encoding,
         })?;
         call(self.stub.write_file(path, content, &options))
             .await

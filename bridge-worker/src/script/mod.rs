@@ -5,11 +5,16 @@
 
 mod exec;
 mod lease;
+mod transfer;
 
 pub use exec::{
     CommandScript, KillOutcome, LOST_EXIT_CODE, LOST_MARKER, kill_lease_script, kill_script,
 };
 pub use lease::{prepare_script, sentinel_check_script};
+pub use transfer::{
+    DEFAULT_FILE_MODE, SOURCE_MISSING_EXIT_CODE, assemble_argv, discard_script, download_argv,
+    part_path, upload_staging,
+};
 
 /// File holding the lease sentinel.
 pub const SENTINEL_PATH: &str = "/tmp/.paperclip-bridge/lease";

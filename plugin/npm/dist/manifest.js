@@ -24,7 +24,9 @@ export default {
       "displayName": "Cloudflare Sandbox (bridge)",
       "description": "Sandboxes in Cloudflare Sandbox containers, driven through the paperclip-sandbox-bridge Worker.",
       "sandboxCapabilities": {
-        "reusableLeases": true
+        "reusableLeases": true,
+        "nativeSyncIn": true,
+        "nativeSyncOut": true
       },
       "configSchema": {
         "properties": {
@@ -104,6 +106,14 @@ export default {
             "default": true,
             "description": "Stream command output to Paperclip as it is produced.",
             "type": "boolean"
+          },
+          "syncMaxBytes": {
+            "default": 10737418240,
+            "description": "Most bytes one native sync may bring out of the sandbox into Paperclip; a larger result fails with a clear error.",
+            "maximum": 1125899906842624,
+            "minimum": 1,
+            "type": "integer",
+            "x-paperclip-advanced": true
           },
           "timeoutMs": {
             "default": 300000,

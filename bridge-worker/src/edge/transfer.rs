@@ -1,0 +1,334 @@
+//! `POST /files/upload` and `POST /files/download`: framed bodies in and out of a sandbox, with
+//! memory bounded by one part (uploads) or a few events (downloads) whatever the size.
+//!
+//! Both are journaled executions of the lease, so a lost lease is refused before any byte moves, a
+//! release with `cancelActiveWork` stops them, and the bridge's own deadline kills what they run.
+
+use futures_channel::mpsc;
+use futures_util::{SinkExt, StreamExt};
+use worker::{ByteStream, Env, Headers, Response};
+
+use super::exec::{self, OutputSink};
+use super::http::random_hex;
+use super::sandbox_stub::{Sandbox, with_deadline};
+use crate::error::BridgeError;
+use crate::exec::Chunk;
+use crate::sandbox::SandboxError;
+use crate::script::{
+    DEFAULT_FILE_MODE, SOURCE_MISSING_EXIT_CODE, assemble_argv, discard_script, download_argv,
+    part_path, upload_staging,
+};
+use crate::transfer::{Base64Stream, PartSplitter, download_source};
+use bridge_protocol::api::{
+    DownloadRequest, ExecRequest, ExecResult, OutputStream, SessionMode, UploadResult, UploadTarget,
+};
+use bridge_protocol::auth::{
+    Authenticated, FRAMES_CONTENT_TYPE, Frame, FrameOpener, FrameSealer, RESPONSE_SIGNATURE_HEADER,
+    ResponseSignature,
+};
+use bridge_protocol::fields::command_timeout;
+use bridge_protocol::remote_path::RemotePath;
+
+/// Error output of a transfer's script kept for its error message.
+const KEPT_STDERR: usize = 4096;
+/// Frames buffered between the driver and a slow client (backpressure beyond that).
+const FRAME_BUFFER: usize = 16;
+
+/// Serves an upload: the framed `body` is staged in parts, then laid down at the target.
+pub async fn upload(
+    env: &Env,
+    raw_query: &str,
+    body: ByteStream,
+    authenticated: &Authenticated,
+) -> Result<UploadResult, BridgeError> {
+    let target = UploadTarget::from_query(raw_query)?;
+    let path = RemotePath::parse("path", &target.path)?;
+    let timeout_ms = command_timeout(target.timeout_ms)?;
+    let mode = target.mode.unwrap_or(DEFAULT_FILE_MODE);
+    let started_ms = super::http::unix_millis();
+    let execution_id = random_id('u')?;
+    let staging = upload_staging(&path, &execution_id);
+    let argv = |bytes| assemble_argv(target.format, &staging, &path, mode, bytes);
+    let begun = exec::begin(
+        env,
+        internal_request(
+            target.provider_lease_id.clone(),
+            execution_id,
+            argv(0),
+            timeout_ms,
+        ),
+    )
+    .await?;
+    let opener = FrameOpener::new(authenticated.secret.clone(), authenticated.signature);
+    let received = with_deadline_bridge(
+        timeout_ms,
+        receive_parts(begun.sandbox(), &staging, body, opener),
+    )
+    .await;
+    let bytes = match received {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            if let Err(cleanup) = begun.sandbox().run_script(&discard_script(&staging)).await {
+                worker::console_error!("discarding an abandoned upload: {cleanup}");
+            }
+            return Err(begun.abandon(env, error).await);
+        }
+    };
+    let execution_id = begun.plan().execution_id.clone();
+    let running = begun.with_argv(argv(bytes)).launch(env).await?;
+    let result = exec::drive(running, Some(KEPT_STDERR), &mut Discard).await?;
+    check_exit(
+        &result,
+        &format!("laying the upload down at {}", path.as_str()),
+    )?;
+    Ok(UploadResult {
+        execution_id,
+        bytes,
+        duration_ms: super::http::unix_millis().saturating_sub(started_ms),
+    })
+}
+
+/// Reads the framed body, writing each full part as it completes; returns the bytes received.
+async fn receive_parts(
+    sandbox: &Sandbox,
+    staging: &str,
+    mut body: ByteStream,
+    mut opener: FrameOpener,
+) -> Result<u64, BridgeError> {
+    let mut splitter = PartSplitter::default();
+    while let Some(bytes) = body.next().await {
+        let bytes = bytes.map_err(|error| {
+            BridgeError::InvalidRequest(format!("the upload body could not be read: {error}"))
+        })?;
+        for frame in opener.push(&bytes)? {
+            match frame {
+                Frame::Data(data) => {
+                    for (index, part) in splitter.push(&data) {
+                        write_part(sandbox, staging, index, &part).await?;
+                    }
+                }
+                Frame::End => {}
+                Frame::Error(_) => {
+                    return Err(BridgeError::InvalidRequest(
+                        "an upload body must not carry an error frame".into(),
+                    ));
+                }
+            }
+        }
+    }
+    opener.finish()?;
+    if let Some((index, part)) = splitter.finish() {
+        write_part(sandbox, staging, index, &part).await?;
+    }
+    Ok(splitter.total())
+}
+
+async fn write_part(
+    sandbox: &Sandbox,
+    staging: &str,
+    index: u32,
+    part: &[u8],
+) -> Result<(), BridgeError> {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(part);
+    sandbox
+        .write_file_base64(&part_path(staging, index), &encoded)
+        .await
+        .map_err(BridgeError::from)
+}
+
+/// Serves a download: the script's base64 output is decoded and sent as frames, chained from the
+/// response signature, ending in one terminal frame.
+pub async fn download(
+    env: &Env,
+    request: DownloadRequest,
+    authenticated: &Authenticated,
+) -> Result<Response, BridgeError> {
+    let source = download_source(&request)?;
+    let timeout_ms = command_timeout(request.timeout_ms)?;
+    let argv = download_argv(&request, &source);
+    let running = exec::begin(
+        env,
+        internal_request(
+            request.provider_lease_id.clone(),
+            random_id('d')?,
+            argv,
+            timeout_ms,
+        ),
+    )
+    .await?
+    .launch(env)
+    .await?;
+    let seed =
+        ResponseSignature::sign_streaming(&authenticated.secret, authenticated.nonce.as_str(), 200);
+    let (sender, receiver) = mpsc::channel(FRAME_BUFFER);
+    let mut sink = FrameSink {
+        sender: Some(sender),
+        sealer: FrameSealer::new(authenticated.secret.clone(), seed),
+        base64: Base64Stream::default(),
+        broken: None,
+    };
+    wasm_bindgen_futures::spawn_local(async move {
+        let outcome = exec::drive(running, Some(KEPT_STDERR), &mut sink).await;
+        let terminal = sink.terminal(outcome, &source);
+        sink.send(terminal).await;
+    });
+    let headers = Headers::new();
+    let set = |name: &str, value: &str| headers.set(name, value);
+    set("Content-Type", FRAMES_CONTENT_TYPE)
+        .and_then(|()| set("Cache-Control", "no-store"))
+        .and_then(|()| set(RESPONSE_SIGNATURE_HEADER, &hex::encode(seed)))
+        .map_err(|error| BridgeError::Internal(format!("download headers: {error}")))?;
+    Response::from_stream(receiver)
+        .map(|response| response.with_headers(headers))
+        .map_err(|error| BridgeError::Internal(format!("download response: {error}")))
+}
+
+/// Turns the download script's stdout into data frames.
+struct FrameSink {
+    /// `None` once the client went away.
+    sender: Option<mpsc::Sender<Result<Vec<u8>, worker::Error>>>,
+    sealer: FrameSealer,
+    base64: Base64Stream,
+    /// Set when the output stopped being base64; nothing more is forwarded.
+    broken: Option<BridgeError>,
+}
+
+impl FrameSink {
+    async fn send(&mut self, frame: Vec<u8>) {
+        if let Some(sender) = &mut self.sender
+            && sender.send(Ok(frame)).await.is_err()
+        {
+            self.sender = None;
+        }
+    }
+
+    /// The terminal frame: the end when the script succeeded and every byte decoded, else an
+    /// error frame with the error body.
+    fn terminal(
+        &mut self,
+        outcome: Result<ExecResult, BridgeError>,
+        source: &RemotePath,
+    ) -> Vec<u8> {
+        let concluded = outcome.and_then(|result| {
+            if let Some(broken) = self.broken.take() {
+                return Err(broken);
+            }
+            if result.exit_code == Some(SOURCE_MISSING_EXIT_CODE) {
+                return Err(BridgeError::PathNotFound(script_message(&result)));
+            }
+            check_exit(
+                &result,
+                &format!("reading {} in the sandbox", source.as_str()),
+            )?;
+            self.base64
+                .finish()
+                .map_err(|error| SandboxError::Protocol(error.to_string()).into())
+        });
+        match concluded {
+            Ok(()) => self.sealer.end(),
+            Err(error) => {
+                let body = serde_json::to_vec(&error.to_body()).unwrap_or_default();
+                self.sealer.error(&body)
+            }
+        }
+    }
+}
+
+impl OutputSink for FrameSink {
+    async fn chunk(&mut self, chunk: Chunk) {
+        if chunk.stream != OutputStream::Stdout || self.broken.is_some() {
+            return;
+        }
+        let inner = chunk.data.inner();
+        let decoded = if inner.contains('\\') {
+            self.base64.push(&chunk.data.decode())
+        } else {
+            self.base64.push(inner)
+        };
+        match decoded {
+            Ok(bytes) if bytes.is_empty() => {}
+            Ok(bytes) => {
+                let frames = self.sealer.data(&bytes);
+                self.send(frames).await;
+            }
+            Err(error) => self.broken = Some(SandboxError::Protocol(error.to_string()).into()),
+        }
+    }
+
+    async fn heartbeat(&mut self) {}
+}
+
+/// A sink that keeps nothing beyond the tracker's bounded copy.
+struct Discard;
+
+impl OutputSink for Discard {
+    async fn chunk(&mut self, _chunk: Chunk) {}
+
+    async fn heartbeat(&mut self) {}
+}
+
+/// The execution behind a transfer: sessionless (it runs beside the agent), from `/`, without
+/// login profiles (what an agent put there must not change how its files are read).
+fn internal_request(
+    lease_id: String,
+    execution_id: String,
+    argv: Vec<String>,
+    timeout_ms: u64,
+) -> ExecRequest {
+    let mut argv = argv.into_iter();
+    ExecRequest {
+        provider_lease_id: lease_id,
+        execution_id: Some(execution_id),
+        command: argv.next().unwrap_or_default(),
+        args: argv.collect(),
+        cwd: Some("/".to_owned()),
+        timeout_ms: Some(timeout_ms),
+        session: SessionMode::None,
+        login_shell: Some(false),
+        ..ExecRequest::default()
+    }
+}
+
+/// A transfer's script must have exited 0; otherwise its last words are the error.
+fn check_exit(result: &ExecResult, what: &str) -> Result<(), BridgeError> {
+    match result.exit_code {
+        Some(0) => Ok(()),
+        _ if result.timed_out => Err(SandboxError::Timeout(result.duration_ms).into()),
+        Some(code) => Err(SandboxError::Command(format!(
+            "{what} failed (exit code {code}): {}",
+            script_message(result)
+        ))
+        .into()),
+        None => Err(SandboxError::Command(format!("{what} was stopped before it ended")).into()),
+    }
+}
+
+/// The script's error output, trimmed, for a message.
+fn script_message(result: &ExecResult) -> String {
+    let message = result.stderr.trim();
+    let message = message
+        .strip_prefix("paperclip-bridge: ")
+        .unwrap_or(message);
+    if message.is_empty() {
+        "no error output".to_owned()
+    } else {
+        message.to_owned()
+    }
+}
+
+/// An execution id for a transfer (`prefix` tells uploads from downloads in the journal).
+fn random_id(prefix: char) -> Result<String, BridgeError> {
+    Ok(format!("{prefix}{}", random_hex::<12>()?))
+}
+
+/// [`with_deadline`] for work whose errors are the bridge's own.
+async fn with_deadline_bridge<T>(
+    timeout_ms: u64,
+    work: impl std::future::Future<Output = Result<T, BridgeError>>,
+) -> Result<T, BridgeError> {
+    match with_deadline(timeout_ms, async { Ok(work.await) }).await {
+        Ok(result) => result,
+        Err(timeout) => Err(timeout.into()),
+    }
+}

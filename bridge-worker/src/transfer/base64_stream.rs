@@ -1,0 +1,113 @@
+//! Decoding a download's base64 as it arrives in chunks cut anywhere.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+/// The sandbox's output was not base64: the download cannot be trusted and is failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the sandbox's output is not valid base64 (near byte {offset}): the download is broken")]
+pub struct Base64Error {
+    /// Position in the encoded stream where decoding failed.
+    pub offset: u64,
+}
+
+/// Decodes standard base64 (line breaks ignored) across chunk boundaries.
+#[derive(Debug, Default)]
+pub struct Base64Stream {
+    carry: String,
+    consumed: u64,
+    padded: bool,
+}
+
+impl Base64Stream {
+    /// Takes the next text; returns the bytes of every whole 4-character group so far.
+    pub fn push(&mut self, text: &str) -> Result<Vec<u8>, Base64Error> {
+        self.carry.extend(
+            text.chars()
+                .filter(|character| !matches!(character, '\n' | '\r')),
+        );
+        let whole = self.carry.len() - self.carry.len() % 4;
+        if whole == 0 {
+            return Ok(Vec::new());
+        }
+        if self.padded {
+            return Err(self.error());
+        }
+        let decoded = STANDARD
+            .decode(&self.carry[..whole])
+            .map_err(|_| self.error())?;
+        self.padded = self.carry[..whole].ends_with('=');
+        self.consumed += whole as u64;
+        self.carry.drain(..whole);
+        Ok(decoded)
+    }
+
+    /// Call at the end: an error if characters of an unfinished group are left over.
+    pub fn finish(&self) -> Result<(), Base64Error> {
+        if self.carry.is_empty() {
+            Ok(())
+        } else {
+            Err(self.error())
+        }
+    }
+
+    fn error(&self) -> Base64Error {
+        Base64Error {
+            offset: self.consumed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_in_pieces(encoded: &str, piece: usize) -> Result<Vec<u8>, Base64Error> {
+        let mut stream = Base64Stream::default();
+        let mut out = Vec::new();
+        let bytes = encoded.as_bytes();
+        for chunk in bytes.chunks(piece) {
+            out.extend(stream.push(std::str::from_utf8(chunk).expect("ascii"))?);
+        }
+        stream.finish()?;
+        Ok(out)
+    }
+
+    #[test]
+    fn any_split_decodes_to_the_same_bytes() {
+        for length in [0, 1, 2, 3, 4, 100, 1001] {
+            let data: Vec<u8> = (0..=255u8).rev().cycle().take(length).collect();
+            let encoded = STANDARD.encode(&data);
+            for piece in [1, 2, 3, 5, 64, 4096] {
+                assert_eq!(
+                    decode_in_pieces(&encoded, piece).expect("valid"),
+                    data,
+                    "{length} bytes in pieces of {piece}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn wrapped_lines_are_accepted() {
+        let data = vec![42u8; 200];
+        let encoded = STANDARD.encode(&data);
+        let wrapped: String = encoded
+            .as_bytes()
+            .chunks(76)
+            .map(|line| format!("{}\n", std::str::from_utf8(line).expect("ascii")))
+            .collect();
+        assert_eq!(decode_in_pieces(&wrapped, 13).expect("valid"), data);
+    }
+
+    #[test]
+    fn garbage_and_cut_streams_fail() {
+        assert!(decode_in_pieces("not base64!", 3).is_err());
+        assert!(decode_in_pieces("QUJD", 4).is_ok());
+        assert_eq!(decode_in_pieces("QUJDR", 2), Err(Base64Error { offset: 4 }));
+        assert!(
+            decode_in_pieces("QQ==QUJD", 4).is_err(),
+            "nothing may follow padding"
+        );
+    }
+}
