@@ -251,6 +251,14 @@ const LOGIN_SHELL: Field = Field {
     ..Field::new("loginShell", FieldKind::Flag)
 };
 
+const NATIVE_SYNC: Field = Field {
+    default: Some(FieldDefault::Flag(true)),
+    description: Some(
+        "Move workspaces through the bridge's file routes; off, Paperclip falls back to base64 chunks through commands.",
+    ),
+    advanced: true,
+    ..Field::new("nativeSync", FieldKind::Flag)
+};
 const SYNC_MAX_BYTES: Field = Field {
     default: Some(FieldDefault::Bytes(DEFAULT_SYNC_MAX_BYTES)),
     description: Some(
@@ -267,7 +275,7 @@ const SYNC_MAX_BYTES: Field = Field {
 };
 
 /// Every key of the driver's configuration.
-pub const FIELDS: [Field; 15] = [
+pub const FIELDS: [Field; 16] = [
     BRIDGE_BASE_URL,
     BRIDGE_SECRET,
     KEY_ID,
@@ -282,6 +290,7 @@ pub const FIELDS: [Field; 15] = [
     BRIDGE_REQUEST_TIMEOUT_MS,
     STREAM_OUTPUT,
     LOGIN_SHELL,
+    NATIVE_SYNC,
     SYNC_MAX_BYTES,
 ];
 
@@ -345,6 +354,8 @@ pub struct ProviderConfig {
     pub stream_output: bool,
     /// Source login profiles before commands.
     pub login_shell: bool,
+    /// Offer native sync to the host (off: leases say `nativeFileSyncUnsupported`).
+    pub native_sync: bool,
     /// Most bytes one native sync may bring out of the sandbox.
     pub sync_max_bytes: u64,
 }
@@ -487,6 +498,7 @@ impl Reader<'_> {
             .unwrap_or_default();
         let timeout_ms = self.whole(&TIMEOUT_MS);
         let bridge_request_timeout_ms = self.whole(&BRIDGE_REQUEST_TIMEOUT_MS);
+        let native_sync = self.flag(&NATIVE_SYNC);
         let sync_max_bytes = self.whole(&SYNC_MAX_BYTES);
         let stream_output = self.flag(&STREAM_OUTPUT);
         let login_shell = self.flag(&LOGIN_SHELL);
@@ -504,6 +516,7 @@ impl Reader<'_> {
             bridge_request_timeout_ms,
             stream_output,
             login_shell,
+            native_sync,
             sync_max_bytes,
         })
     }
@@ -714,6 +727,14 @@ mod tests {
             (
                 json!({"keepAlive": "yes"}),
                 "keepAlive must be true or false",
+            ),
+            (
+                json!({"syncMaxBytes": 0}),
+                "syncMaxBytes must be a whole number of bytes between 1 and",
+            ),
+            (
+                json!({"nativeSync": "off"}),
+                "nativeSync must be true or false",
             ),
         ];
         for (change, expected) in cases {

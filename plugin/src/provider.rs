@@ -220,7 +220,7 @@ impl Provider {
                 CallPolicy::retried(Duration::from_millis(timeout_ms) + Duration::from_secs(5)),
             )
             .await?;
-        Ok(lease_result(&lease))
+        Ok(lease_result(&lease, &config))
     }
 
     async fn resume(&self, params: ResumeParams) -> Result<LeaseResult, ProviderError> {
@@ -244,7 +244,7 @@ impl Provider {
             )
             .await;
         match outcome {
-            Ok(lease) => Ok(lease_result(&lease)),
+            Ok(lease) => Ok(lease_result(&lease, &config)),
             Err(error) if is_gone(&error) => Ok(LeaseResult {
                 provider_lease_id: None,
                 metadata: object(json!({"expired": true})),
@@ -513,14 +513,19 @@ fn validate_config(params: ValidateConfigParams) -> ValidateConfigResult {
     }
 }
 
-/// Acquire's metadata: only keys the host does not own, and no `provider` key.
-fn lease_result(lease: &LeaseResponse) -> LeaseResult {
+/// Acquire's metadata: only keys the host does not own, and no `provider` key. Without native
+/// sync the lease says so, which is what makes the host use its own fallback.
+fn lease_result(lease: &LeaseResponse, config: &ProviderConfig) -> LeaseResult {
+    let mut metadata = object(json!({
+        "remoteCwd": lease.remote_cwd,
+        "sandboxName": lease.provider_lease_id,
+    }));
+    if !config.native_sync {
+        metadata.insert("nativeFileSyncUnsupported".to_owned(), Value::Bool(true));
+    }
     LeaseResult {
         provider_lease_id: Some(lease.provider_lease_id.clone()),
-        metadata: object(json!({
-            "remoteCwd": lease.remote_cwd,
-            "sandboxName": lease.provider_lease_id,
-        })),
+        metadata,
     }
 }
 
@@ -576,5 +581,49 @@ fn object(value: Value) -> Map<String, Value> {
     match value {
         Value::Object(map) => map,
         _ => Map::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: Value) -> ProviderConfig {
+        let mut config = json!({
+            "bridgeBaseUrl": "https://bridge.example.com",
+            "bridgeSecret": "0123456789abcdef0123456789abcdef",
+        });
+        if let (Some(config), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
+            config.extend(extra.clone());
+        }
+        ProviderConfig::from_value(&config).expect("valid")
+    }
+
+    #[test]
+    fn a_lease_without_native_sync_tells_the_host_so() {
+        let lease: LeaseResponse = serde_json::from_value(json!({
+            "providerLeaseId": "pc-env-1",
+            "remoteCwd": "/workspace/paperclip",
+            "sessionId": "paperclip",
+            "sessionStrategy": "named",
+            "keepAlive": false,
+            "reusable": false,
+            "resumed": false,
+            "state": "active",
+        }))
+        .expect("a lease");
+        let on = lease_result(&lease, &config(json!({})));
+        assert_eq!(on.metadata.get("nativeFileSyncUnsupported"), None);
+        assert_eq!(on.metadata["remoteCwd"], "/workspace/paperclip");
+        let off = lease_result(&lease, &config(json!({"nativeSync": false})));
+        assert_eq!(off.metadata["nativeFileSyncUnsupported"], true);
+    }
+
+    #[test]
+    fn both_sync_methods_are_advertised_and_none_is_also_unimplemented() {
+        for method in ["environmentSyncIn", "environmentSyncOut"] {
+            assert!(SUPPORTED_METHODS.contains(&method));
+            assert!(!UNIMPLEMENTED_METHODS.contains(&method));
+        }
     }
 }

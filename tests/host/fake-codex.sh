@@ -7,6 +7,8 @@
 #   FAKE_CODEX_MESSAGE  the agent's final message (default: "hello from the fake agent")
 #   FAKE_CODEX_SLEEP    seconds to work between the first events and the message (default: 0)
 #   FAKE_CODEX_EXIT     exit code; non-zero ends the turn as failed (default: 0)
+#   FAKE_CODEX_WORK     a shell command run in the agent's working directory after the sleep,
+#                       its output on stderr; if it fails, the turn fails with its exit code
 # The message ends with what the run could observe: its run id, the run id that this sandbox saw
 # last (state kept under /workspace/.fake-codex, so a reused sandbox shows the previous run) and
 # the size of the prompt.
@@ -22,6 +24,9 @@ echo '{"type":"item.completed","item":{"id":"item_progress","type":"reasoning","
 sleep "${FAKE_CODEX_SLEEP:-0}"
 
 code=${FAKE_CODEX_EXIT:-0}
+if [ -n "${FAKE_CODEX_WORK:-}" ]; then
+  sh -c "$FAKE_CODEX_WORK" >&2 || code=$?
+fi
 details="run ${PAPERCLIP_RUN_ID:-unknown}; previous run ${previous}; prompt ${prompt_bytes} bytes"
 if [ "$code" -ne 0 ]; then
   printf '{"type":"turn.failed","error":{"message":"fake agent failed with exit code %s"}}\n' "$code"

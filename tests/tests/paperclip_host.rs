@@ -28,13 +28,16 @@ use bridge_protocol::api::{
 use bridge_protocol::routes::Route;
 use serde_json::json;
 
+#[path = "paperclip_host/native_sync.rs"]
+mod native_sync;
+
 /// Longest a heartbeat run of the fake agent may take.
 const RUN_LIMIT: Duration = Duration::from_secs(120);
 
 type Scenario = fn(Arc<Deployment>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Every scenario, by name.
-const SCENARIOS: [(&str, Scenario); 7] = [
+const SCENARIOS: [(&str, Scenario); 8] = [
     ("the_plugin_installs_and_every_probe_passes", |d| {
         Box::pin(the_plugin_installs_and_every_probe_passes(d))
     }),
@@ -57,6 +60,11 @@ const SCENARIOS: [(&str, Scenario); 7] = [
         "stopping_a_run_in_its_start_up_cancels_its_active_work",
         |d| Box::pin(stopping_a_run_in_its_start_up_cancels_its_active_work(d)),
     ),
+    ("a_large_git_workspace_syncs_natively_both_ways", |d| {
+        Box::pin(native_sync::a_large_git_workspace_syncs_natively_both_ways(
+            d,
+        ))
+    }),
 ];
 
 fn main() -> ExitCode {

@@ -46,6 +46,7 @@ fn main() -> ExitCode {
         ["package"] => package::run(),
         ["manifest"] => package::manifest(),
         ["bench"] => setup::run().and_then(|()| bench::run()),
+        ["bench", "sync"] => setup::run().and_then(|()| bench::run_sync()),
         ["test" | "ci"] => setup::run().and_then(|()| test::run()),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");

@@ -2,6 +2,7 @@
 
 use worker::{Context, Env, Request, Response, event};
 
+use super::body_reader::BodyReader;
 use super::handlers::{self, Answer, Call};
 use super::http::{self, Reply};
 use super::replay_guard;
@@ -61,16 +62,16 @@ async fn serve(
         Ok(authenticated) => authenticated,
         Err(error) => return refuse(error),
     };
-    let framed = if framed {
-        match request.stream() {
-            Ok(stream) => Some(stream),
-            Err(error) => {
-                let error = BridgeError::Internal(format!("the request body: {error}"));
-                return (Answer::Json(Reply::error(&error)), Some(authenticated));
-            }
+    let framed = match request.inner().body().filter(|_| framed) {
+        Some(stream) => match BodyReader::new(&stream) {
+            Ok(reader) => Some(reader),
+            Err(error) => return (Answer::Json(Reply::error(&error)), Some(authenticated)),
+        },
+        None if framed => {
+            let error = BridgeError::InvalidRequest("a framed upload needs a body".into());
+            return (Answer::Json(Reply::error(&error)), Some(authenticated));
         }
-    } else {
-        None
+        None => None,
     };
     let wants_stream = request
         .headers()

@@ -50,6 +50,12 @@ pub(super) trait OutputSink {
 
     /// The command has been silent for [`HEARTBEAT`].
     async fn heartbeat(&mut self);
+
+    /// Whether nobody takes the output any more, so the command should be stopped (a download
+    /// whose client went away). An exec's stream keeps its command to its timeout instead.
+    fn abandoned(&self) -> bool {
+        false
+    }
 }
 
 /// Where output goes: nowhere but the tracker's copy (JSON), or to the client (SSE).
@@ -312,6 +318,7 @@ pub(super) async fn drive(
     let mut heartbeat = Delay::from(HEARTBEAT).fuse();
     let mut drain_deadline = futures_util::future::Fuse::terminated();
     let mut timed_out = None;
+    let mut cancelled = false;
     let ending = 'follow: loop {
         select! {
             bytes = output.next().fuse() => {
@@ -335,6 +342,16 @@ pub(super) async fn drive(
                     }
                     if let Some(ending) = step.ending {
                         break 'follow ending;
+                    }
+                    if sink.abandoned() && !cancelled {
+                        cancelled = true;
+                        let _: bridge_protocol::api::CancelResponse = lease_object::send(
+                            &env,
+                            &plan.lease_id,
+                            LeaseCommand::Cancel { execution_id: plan.execution_id.clone() },
+                        )
+                        .await?;
+                        drain_deadline = Delay::from(Duration::from_millis(DRAIN_AFTER_KILL_MS)).fuse();
                     }
                 }
             }

@@ -1,8 +1,9 @@
 //! The route handlers: decode, run, encode.
 
 use serde::de::DeserializeOwned;
-use worker::{ByteStream, Env, Response};
+use worker::{Env, Response};
 
+use super::body_reader::BodyReader;
 use super::http::{Reply, unix_millis};
 use super::sandbox_stub::{Sandbox, with_deadline};
 use super::{exec, lease_object, transfer};
@@ -38,7 +39,7 @@ pub struct Call<'a> {
     /// The raw query, as signed.
     pub raw_query: &'a str,
     /// A framed body, still to be read and verified frame by frame.
-    pub framed: Option<ByteStream>,
+    pub framed: Option<BodyReader>,
     /// The client asked for `text/event-stream`.
     pub wants_stream: bool,
     /// Who signed it (streams sign their terminal event with it).

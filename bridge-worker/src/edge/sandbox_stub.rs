@@ -157,9 +157,23 @@ impl Sandbox {
         self.write(path, content, None).await
     }
 
-    /// Writes `base64`'s bytes to a file (parent directories are created); the container decodes.
-    pub async fn write_file_base64(&self, path: &str, base64: &str) -> Result<(), SandboxError> {
-        self.write(path, base64, Some("base64")).await
+    /// Starts writing `base64`'s bytes to a file (parent directories are created; the container
+    /// decodes). The call is on its way when this returns, whether or not the write is awaited
+    /// yet, so the caller can prepare the next one meanwhile.
+    pub fn start_write_base64(
+        &self,
+        path: &str,
+        base64: &str,
+    ) -> Result<PendingWrite, SandboxError> {
+        let options = to_js(&WriteOptions {
+            session_id: SESSIONLESS,
+            encoding: Some("base64"),
+        })?;
+        let promise = self
+            .stub
+            .write_file(path, base64, &options)
+            .map_err(rpc_error)?;
+        Ok(PendingWrite(JsFuture::from(promise)))
     }
 
     async fn write(
@@ -187,6 +201,16 @@ impl Sandbox {
     /// Stops the container and forgets its filesystem.
     pub async fn destroy(&self) -> Result<(), SandboxError> {
         call(self.stub.destroy()).await.map(drop)
+    }
+}
+
+/// A `writeFile` call under way.
+pub struct PendingWrite(JsFuture);
+
+impl PendingWrite {
+    /// Waits for the write to be done.
+    pub async fn finish(self) -> Result<(), SandboxError> {
+        self.0.await.map(drop).map_err(rpc_error)
     }
 }
 

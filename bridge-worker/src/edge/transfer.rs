@@ -5,12 +5,13 @@
 //! release with `cancelActiveWork` stops them, and the bridge's own deadline kills what they run.
 
 use futures_channel::mpsc;
-use futures_util::{SinkExt, StreamExt};
-use worker::{ByteStream, Env, Headers, Response};
+use futures_util::SinkExt;
+use worker::{Env, Headers, Response};
 
+use super::body_reader::BodyReader;
 use super::exec::{self, OutputSink};
 use super::http::random_hex;
-use super::sandbox_stub::{Sandbox, with_deadline};
+use super::sandbox_stub::{PendingWrite, Sandbox, with_deadline};
 use crate::error::BridgeError;
 use crate::exec::Chunk;
 use crate::sandbox::SandboxError;
@@ -38,7 +39,7 @@ const FRAME_BUFFER: usize = 16;
 pub async fn upload(
     env: &Env,
     raw_query: &str,
-    body: ByteStream,
+    body: BodyReader,
     authenticated: &Authenticated,
 ) -> Result<UploadResult, BridgeError> {
     let target = UploadTarget::from_query(raw_query)?;
@@ -89,22 +90,52 @@ pub async fn upload(
 }
 
 /// Reads the framed body, writing each full part as it completes; returns the bytes received.
+/// One write is in flight while the next part is read and encoded, so the sandbox's I/O and the
+/// Worker's verifying overlap; memory stays at two parts and one encoding. Whatever happens, no
+/// write is still under way when this returns (a failed upload's parts are removed after it).
 async fn receive_parts(
     sandbox: &Sandbox,
     staging: &str,
-    mut body: ByteStream,
-    mut opener: FrameOpener,
+    body: BodyReader,
+    opener: FrameOpener,
 ) -> Result<u64, BridgeError> {
+    let mut in_flight = None;
+    let received = receive_into(sandbox, staging, body, opener, &mut in_flight).await;
+    let last = match in_flight.take() {
+        Some(pending) => pending.finish().await.map_err(BridgeError::from),
+        None => Ok(()),
+    };
+    let (index, part, total) = received?;
+    last?;
+    if let Some(part) = part {
+        sandbox
+            .start_write_base64(&part_path(staging, index), &encode(&part))?
+            .finish()
+            .await?;
+    }
+    Ok(total)
+}
+
+/// The loop of [`receive_parts`]: returns the last part's index and bytes (if any) and the total.
+async fn receive_into(
+    sandbox: &Sandbox,
+    staging: &str,
+    mut body: BodyReader,
+    mut opener: FrameOpener,
+    in_flight: &mut Option<PendingWrite>,
+) -> Result<(u32, Option<Vec<u8>>, u64), BridgeError> {
     let mut splitter = PartSplitter::default();
-    while let Some(bytes) = body.next().await {
-        let bytes = bytes.map_err(|error| {
-            BridgeError::InvalidRequest(format!("the upload body could not be read: {error}"))
-        })?;
+    while let Some(bytes) = body.next().await? {
         for frame in opener.push(&bytes)? {
             match frame {
                 Frame::Data(data) => {
                     for (index, part) in splitter.push(&data) {
-                        write_part(sandbox, staging, index, &part).await?;
+                        let encoded = encode(&part);
+                        if let Some(previous) = in_flight.take() {
+                            previous.finish().await?;
+                        }
+                        *in_flight =
+                            Some(sandbox.start_write_base64(&part_path(staging, index), &encoded)?);
                     }
                 }
                 Frame::End => {}
@@ -117,24 +148,16 @@ async fn receive_parts(
         }
     }
     opener.finish()?;
-    if let Some((index, part)) = splitter.finish() {
-        write_part(sandbox, staging, index, &part).await?;
-    }
-    Ok(splitter.total())
+    let total = splitter.total();
+    Ok(match splitter.finish() {
+        Some((index, part)) => (index, Some(part), total),
+        None => (0, None, total),
+    })
 }
 
-async fn write_part(
-    sandbox: &Sandbox,
-    staging: &str,
-    index: u32,
-    part: &[u8],
-) -> Result<(), BridgeError> {
+fn encode(part: &[u8]) -> String {
     use base64::Engine as _;
-    let encoded = base64::engine::general_purpose::STANDARD.encode(part);
-    sandbox
-        .write_file_base64(&part_path(staging, index), &encoded)
-        .await
-        .map_err(BridgeError::from)
+    base64::engine::general_purpose::STANDARD.encode(part)
 }
 
 /// Serves a download: the script's base64 output is decoded and sent as frames, chained from the
@@ -257,6 +280,10 @@ impl OutputSink for FrameSink {
     }
 
     async fn heartbeat(&mut self) {}
+
+    fn abandoned(&self) -> bool {
+        self.sender.is_none()
+    }
 }
 
 /// A sink that keeps nothing beyond the tracker's bounded copy.

@@ -67,6 +67,12 @@ export default {
             "type": "boolean",
             "x-paperclip-advanced": true
           },
+          "nativeSync": {
+            "default": true,
+            "description": "Move workspaces through the bridge's file routes; off, Paperclip falls back to base64 chunks through commands.",
+            "type": "boolean",
+            "x-paperclip-advanced": true
+          },
           "normalizeId": {
             "default": true,
             "description": "Kept for compatibility: sandbox ids are always lower case.",

@@ -139,10 +139,48 @@ impl HeartbeatRun {
 /// One line of a run's log.
 #[derive(Debug, Clone, Deserialize)]
 pub struct LogEntry {
+    /// When the host wrote it (`2026-12-01T12:00:00.000Z`).
+    #[serde(default)]
+    pub ts: Option<String>,
     /// `stdout`, `stderr` or `system`.
     pub stream: String,
     /// The text.
     pub chunk: String,
+}
+
+impl LogEntry {
+    /// [`Self::ts`] as Unix milliseconds, when it is a UTC timestamp.
+    pub fn unix_millis(&self) -> Option<u64> {
+        parse_utc_millis(self.ts.as_deref()?)
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fff]Z` as Unix milliseconds (days from the civil calendar).
+fn parse_utc_millis(text: &str) -> Option<u64> {
+    let text = text.strip_suffix('Z')?;
+    let (date, time) = text.split_once('T')?;
+    let mut date = date.split('-').map(str::parse::<i64>);
+    let (year, month, day) = (date.next()?.ok()?, date.next()?.ok()?, date.next()?.ok()?);
+    let (clock, fraction) = time.split_once('.').unwrap_or((time, "0"));
+    let mut clock = clock.split(':').map(str::parse::<i64>);
+    let (hour, minute, second) = (
+        clock.next()?.ok()?,
+        clock.next()?.ok()?,
+        clock.next()?.ok()?,
+    );
+    let millis: i64 = format!("{fraction:0<3}").get(..3)?.parse().ok()?;
+    let (year, month) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * month + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second;
+    u64::try_from(seconds * 1000 + millis).ok()
 }
 
 /// A piece of a run's log, read from a byte offset.
@@ -366,6 +404,22 @@ impl HostApi {
         Ok(created.id)
     }
 
+    /// Creates a project whose primary workspace is the host directory `cwd`; returns its id.
+    pub async fn create_project_in(
+        &self,
+        company: &str,
+        name: &str,
+        cwd: &str,
+    ) -> Result<String, HostApiError> {
+        let created: Created = self
+            .post(
+                &format!("/companies/{company}/projects"),
+                &json!({ "name": name, "workspace": { "cwd": cwd, "isPrimary": true } }),
+            )
+            .await?;
+        Ok(created.id)
+    }
+
     /// Creates an issue in `project` assigned to `agent`, in the backlog (so assigning it wakes
     /// nobody), whose runs reuse one execution workspace; returns its id.
     pub async fn create_issue(
@@ -495,4 +549,25 @@ fn with_provider(provider: &str, config: &Value) -> Value {
         object.insert("provider".into(), json!(provider));
     }
     config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_utc_millis;
+
+    #[test]
+    fn log_timestamps_are_unix_milliseconds() {
+        // `date -u -d 2026-12-01T12:33:33.123Z +%s%3N`.
+        assert_eq!(
+            parse_utc_millis("2026-12-01T12:33:33.123Z"),
+            Some(1_796_128_413_123)
+        );
+        assert_eq!(parse_utc_millis("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_utc_millis("2024-02-29T00:00:00.5Z"),
+            Some(1_709_164_800_500)
+        );
+        assert_eq!(parse_utc_millis("yesterday"), None);
+        assert_eq!(parse_utc_millis("2026-12-01T12:33:33"), None, "UTC only");
+    }
 }

@@ -80,6 +80,8 @@ pub struct FakeAgent {
     pub work_seconds: u32,
     /// Exit code; non-zero fails the turn.
     pub exit_code: i32,
+    /// A shell command the agent runs in its working directory (its "work").
+    pub work: Option<String>,
 }
 
 impl FakeAgent {
@@ -95,6 +97,9 @@ impl FakeAgent {
         ]);
         if let Some(message) = &self.message {
             env.insert("FAKE_CODEX_MESSAGE".to_owned(), message.clone());
+        }
+        if let Some(work) = &self.work {
+            env.insert("FAKE_CODEX_WORK".to_owned(), work.clone());
         }
         env
     }

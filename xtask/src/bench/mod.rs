@@ -3,6 +3,7 @@
 
 mod heartbeat;
 mod plugin;
+mod sync;
 
 use std::fs;
 use std::time::{Duration, Instant};
@@ -30,8 +31,56 @@ const STREAM_BYTES: usize = 100 * 1024 * 1024;
 /// Streams measured; the median is reported (the first run also pays for warming workerd up).
 const STREAM_RUNS: usize = 5;
 
-/// Runs every measurement.
-pub fn run() -> Result<()> {
+/// Runs only the native-sync measurement (`cargo xtask bench sync`), printed and written to
+/// `target/bench/sync.json`.
+pub fn run_sync() -> Result<()> {
+    let Built {
+        local_sandbox,
+        package,
+        work_dir,
+        ..
+    } = prepare()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let report = json!({ "sync": sync::measure(&local_sandbox, &package, &work_dir, &runtime)? });
+    print_rows(&sync_rows(&report));
+    let out = repo_root().join("target/bench/sync.json");
+    fs::write(&out, serde_json::to_vec_pretty(&report)?)?;
+    println!("\nwritten to {}", out.display());
+    Ok(())
+}
+
+/// The table rows of the sync measurement.
+fn sync_rows(report: &serde_json::Value) -> Vec<(&'static str, &serde_json::Value)> {
+    let sync = &report["sync"];
+    vec![
+        (
+            "50 MiB workspace sync-in, native, median of 3 (ms)",
+            &sync["nativeSyncInMs"],
+        ),
+        (
+            "50 MiB workspace sync-in, host fallback, median of 3 (ms)",
+            &sync["fallbackSyncInMs"],
+        ),
+        (
+            "fallback / native sync-in (target >= 10)",
+            &sync["fallbackOverNative"],
+        ),
+        (
+            "100 MiB via environmentSyncIn, median of 3 (ms, target <= 3000)",
+            &sync["direct100MiBMs"],
+        ),
+    ]
+}
+
+/// The optimised binaries and package every measurement uses, and an empty work directory.
+struct Built {
+    local_sandbox: std::path::PathBuf,
+    plugin_binary: std::path::PathBuf,
+    package: std::path::PathBuf,
+    work_dir: std::path::PathBuf,
+}
+
+fn prepare() -> Result<Built> {
     build::worker()?;
     let local_sandbox = build::local_sandbox_optimised()?;
     let plugin_binary = build::plugin_optimised()?;
@@ -43,6 +92,23 @@ pub fn run() -> Result<()> {
     if work_dir.exists() {
         fs::remove_dir_all(&work_dir)?;
     }
+    fs::create_dir_all(&work_dir)?;
+    Ok(Built {
+        local_sandbox,
+        plugin_binary,
+        package,
+        work_dir,
+    })
+}
+
+/// Runs every measurement.
+pub fn run() -> Result<()> {
+    let Built {
+        local_sandbox,
+        plugin_binary,
+        package,
+        work_dir,
+    } = prepare()?;
     announce("bench: starting the local stack (optimised local-sandbox)");
     let stack = LocalStack::start(&StackOptions::new(&local_sandbox, &work_dir))?;
     let client = stack.client()?;
@@ -51,12 +117,14 @@ pub fn run() -> Result<()> {
     let plugin = runtime.block_on(plugin::measure(&stack, &package, &plugin_binary))?;
     drop(stack);
     let heartbeat = heartbeat::measure(&local_sandbox, &package, &runtime)?;
+    let sync = sync::measure(&local_sandbox, &package, &work_dir, &runtime)?;
     let wasm = fs::read(repo_root().join("bridge-worker/build/index_bg.wasm"))?;
     let report = json!({
         "roundTrip": report.round_trip,
         "streaming": report.streaming,
         "plugin": plugin,
         "heartbeat": heartbeat,
+        "sync": sync,
         "worker": { "wasmBytes": wasm.len(), "wasmGzipBytes": build::gzipped_len(&wasm)? },
     });
     print_table(&report);
@@ -286,8 +354,7 @@ async fn peak_rss_of_workerd(group: u32, mut stop: tokio::sync::oneshot::Receive
 fn print_table(report: &serde_json::Value) {
     let round_trip = &report["roundTrip"];
     let streaming = &report["streaming"];
-    println!("\n{:<56} {:>12}", "measurement", "value");
-    let rows = [
+    let mut rows = vec![
         (
             "exec `true` via bridge, p50 (ms)",
             &round_trip["bridgeMs"]["p50"],
@@ -374,10 +441,17 @@ fn print_table(report: &serde_json::Value) {
             &report["heartbeat"]["bridgeRequestsPerRun"],
         ),
     ];
+    rows.extend(sync_rows(report));
+    print_rows(&rows);
+}
+
+/// Prints `rows` as the measurement table.
+fn print_rows(rows: &[(&str, &serde_json::Value)]) {
+    println!("\n{:<66} {:>12}", "measurement", "value");
     for (name, value) in rows {
         let shown = value
             .as_f64()
             .map_or_else(|| value.to_string(), |number| format!("{number:.2}"));
-        println!("{name:<56} {shown:>12}");
+        println!("{name:<66} {shown:>12}");
     }
 }
