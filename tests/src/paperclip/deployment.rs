@@ -336,6 +336,15 @@ impl Deployment {
 
     /// Every bridge request served so far, as `METHOD /path` (wrangler logs one line per request).
     pub fn bridge_requests(&self) -> Vec<String> {
+        self.bridge_request_times()
+            .into_iter()
+            .map(|(request, _)| request)
+            .collect()
+    }
+
+    /// Every bridge request served so far with how long it took, as wrangler logs them
+    /// (`POST /api/… 200 OK (123ms)`).
+    pub fn bridge_request_times(&self) -> Vec<(String, u64)> {
         self.stack
             .bridge_log()
             .lines()
@@ -343,8 +352,13 @@ impl Deployment {
             .filter_map(|line| {
                 let mut words = line.split(' ');
                 let (method, path) = (words.next()?, words.next()?);
+                let millis = line
+                    .rsplit_once('(')
+                    .and_then(|(_, rest)| rest.strip_suffix("ms)"))
+                    .and_then(|millis| millis.parse().ok())
+                    .unwrap_or(0);
                 path.starts_with("/api/")
-                    .then(|| format!("{method} {path}"))
+                    .then(|| (format!("{method} {path}"), millis))
             })
             .collect()
     }

@@ -66,6 +66,18 @@ fn sync_rows(report: &serde_json::Value) -> Vec<(&'static str, &serde_json::Valu
             &sync["fallbackOverNative"],
         ),
         (
+            "bridge time serving sync-in, native, median (ms)",
+            &sync["nativeBridgeMs"],
+        ),
+        (
+            "bridge time serving sync-in, host fallback, median (ms)",
+            &sync["fallbackBridgeMs"],
+        ),
+        (
+            "fallback / native bridge time",
+            &sync["fallbackOverNativeBridge"],
+        ),
+        (
             "100 MiB via environmentSyncIn, median of 3 (ms, target <= 3000)",
             &sync["direct100MiBMs"],
         ),

@@ -1,7 +1,7 @@
 //! Native file sync: the same 50 MiB git workspace into a sandbox through the real Paperclip
 //! server with native sync and with the host's own fallback (native sync turned off with
 //! `nativeSync: false`, which makes leases say `nativeFileSyncUnsupported`), and 100 MiB through
-//! the plugin's `environmentSyncIn` code directly.
+//! the plugin's `environmentSyncIn` code directly on a local stack of its own.
 //!
 //! A run's sync-in time is read from the host's own run log: from its "Syncing workspace and
 //! CODEX_HOME" line to its "Starting sandbox callback bridge" line, both timestamped by the host,
@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use bridge_protocol::api::{AcquireLeaseRequest, LeaseResponse, ReleaseLeaseRequest};
 use bridge_protocol::routes::Route;
+use bridge_tests::harness::{LocalStack, StackOptions};
 use bridge_tests::paperclip::workspace::{make_git_workspace, noise};
 use bridge_tests::paperclip::{Deployment, FakeAgent};
 use paperclip_cloudflare_bridge::config::ProviderConfig;
@@ -52,6 +53,13 @@ pub fn measure(
     }
     std::fs::create_dir_all(&repo)?;
     make_git_workspace(&repo, FILES, FILE_BYTES).context("the bench workspace")?;
+    let direct = {
+        let stack = LocalStack::start(&StackOptions::new(
+            local_sandbox,
+            work_dir.join("sync-direct"),
+        ))?;
+        runtime.block_on(direct(&stack, work_dir))?
+    };
     let deployment = Deployment::start(local_sandbox, package, runtime)?;
     let report = runtime.block_on(async {
         let native = mode(&deployment, &repo, "native", json!({})).await?;
@@ -62,31 +70,43 @@ pub fn measure(
             json!({ "nativeSync": false }),
         )
         .await?;
-        let direct = direct(&deployment, work_dir).await?;
-        Ok::<_, anyhow::Error>((native, fallback, direct))
+        Ok::<_, anyhow::Error>((native, fallback))
     });
     let leaked = deployment.stop();
     if !leaked.is_empty() {
         bail!("sandbox processes outlived the bench: {leaked:?}");
     }
-    let (native, fallback, direct) = report?;
-    let ratio = fallback / native;
+    let (native, fallback) = report?;
+    let ratio = fallback.phase_ms / native.phase_ms;
+    let bridge_ratio = fallback.bridge_ms / native.bridge_ms;
     println!(
-        "    sync-in median: native {native:.0} ms, fallback {fallback:.0} ms ({ratio:.1}x); 100 MiB direct {direct:.0} ms"
+        "    sync-in median: native {:.0} ms, fallback {:.0} ms ({ratio:.1}x); bridge time native {:.0} ms, fallback {:.0} ms ({bridge_ratio:.1}x); 100 MiB direct {direct:.0} ms",
+        native.phase_ms, fallback.phase_ms, native.bridge_ms, fallback.bridge_ms
     );
     Ok(json!({
         "workspaceBytes": FILES * FILE_BYTES,
         "workspaceFiles": FILES,
         "runs": RUNS,
-        "nativeSyncInMs": native,
-        "fallbackSyncInMs": fallback,
+        "nativeSyncInMs": native.phase_ms,
+        "fallbackSyncInMs": fallback.phase_ms,
         "fallbackOverNative": ratio,
+        "nativeBridgeMs": native.bridge_ms,
+        "fallbackBridgeMs": fallback.bridge_ms,
+        "fallbackOverNativeBridge": bridge_ratio,
         "direct100MiBMs": direct,
     }))
 }
 
-/// The median sync-in time of [`RUNS`] runs on an environment with `extra` config.
-async fn mode(deployment: &Deployment, repo: &Path, name: &str, extra: Value) -> Result<f64> {
+/// One mode's medians: the host's whole sync-in phase, and the bridge's time serving it.
+struct ModeTimes {
+    phase_ms: f64,
+    bridge_ms: f64,
+}
+
+/// The medians of [`RUNS`] runs on an environment with `extra` config. The bridge's time is the
+/// sum of the durations wrangler logs for the requests served between the two markers (the
+/// fallback runs its two uploads at once, so for it the sum may exceed the wall time).
+async fn mode(deployment: &Deployment, repo: &Path, name: &str, extra: Value) -> Result<ModeTimes> {
     let api = deployment.api();
     let company = deployment.company();
     let environment = deployment
@@ -105,17 +125,20 @@ async fn mode(deployment: &Deployment, repo: &Path, name: &str, extra: Value) ->
     let issue = api
         .create_issue(company, &project, &agent, &format!("Sync {name}"))
         .await?;
-    let mut times = Vec::with_capacity(RUNS);
+    let (mut phases, mut bridge_times) = (Vec::with_capacity(RUNS), Vec::with_capacity(RUNS));
     for _ in 0..RUNS {
         let run_id = api.invoke_heartbeat_on_issue(&agent, &issue).await?;
         let (mut starts, mut ends) = (None, None);
+        let (mut first_request, mut last_request) = (None, None);
         let run = deployment
             .follow_run(&run_id, RUN_LIMIT, |entry, _| {
                 if entry.chunk.contains(SYNC_STARTS) {
                     starts = starts.or(entry.unix_millis());
+                    first_request = first_request.or(Some(deployment.bridge_requests().len()));
                 }
                 if entry.chunk.contains(SYNC_ENDS) {
                     ends = ends.or(entry.unix_millis());
+                    last_request = last_request.or(Some(deployment.bridge_requests().len()));
                 }
             })
             .await?;
@@ -129,17 +152,28 @@ async fn mode(deployment: &Deployment, repo: &Path, name: &str, extra: Value) ->
             bail!("the {name} run's log lacks the sync markers");
         };
         let elapsed = ends.saturating_sub(starts) as f64;
-        println!("    {name}: sync-in {elapsed:.0} ms");
-        times.push(elapsed);
+        let served = deployment.bridge_request_times();
+        let window = &served[first_request.unwrap_or(0)..last_request.unwrap_or(served.len())];
+        let bridge_ms: u64 = window.iter().map(|(_, millis)| millis).sum();
+        println!(
+            "    {name}: sync-in {elapsed:.0} ms, of which the bridge served {} requests in {bridge_ms} ms",
+            window.len()
+        );
+        phases.push(elapsed);
+        bridge_times.push(bridge_ms as f64);
     }
-    Ok(median(&mut times))
+    Ok(ModeTimes {
+        phase_ms: median(&mut phases),
+        bridge_ms: median(&mut bridge_times),
+    })
 }
 
-/// The median time of [`RUNS`] 100 MiB uploads through the plugin's sync code, into one lease.
-async fn direct(deployment: &Deployment, work_dir: &Path) -> Result<f64> {
+/// The median time of [`RUNS`] 100 MiB uploads through the plugin's sync code into one lease of
+/// `stack` (a local stack of its own, so nothing else competes for the two cores).
+async fn direct(stack: &LocalStack, work_dir: &Path) -> Result<f64> {
     let file = work_dir.join("sync-100mib.bin");
     std::fs::write(&file, noise(DIRECT_BYTES, 7))?;
-    let bridge = deployment.bridge_client()?;
+    let bridge = stack.client()?;
     let lease: LeaseResponse = bridge
         .post(
             Route::AcquireLease,
@@ -150,7 +184,12 @@ async fn direct(deployment: &Deployment, work_dir: &Path) -> Result<f64> {
             },
         )
         .await?;
-    let config = ProviderConfig::from_value(&deployment.bridge_config(&json!({})))?;
+    let (key_id, secret) = &stack.keys().primary;
+    let config = ProviderConfig::from_value(&json!({
+        "bridgeBaseUrl": stack.bridge_url(),
+        "bridgeSecret": secret,
+        "keyId": key_id,
+    }))?;
     let client = paperclip_cloudflare_bridge::client::bridge_client(
         bridge_tests::http_client(),
         &config.bridge_base_url,
