@@ -24,7 +24,7 @@ use crate::protocol::{
     TerminateParams, ValidateConfigParams, ValidateConfigResult,
 };
 use crate::rpc::{Handler, Notifier, Request, RpcError, codes};
-use crate::sync::Sync;
+use crate::sync::{Direction, Sync};
 
 /// The optional methods this plugin implements (what `initialize` advertises).
 pub const SUPPORTED_METHODS: [&str; 11] = [
@@ -73,15 +73,6 @@ const UNIMPLEMENTED_METHODS: [&str; 23] = [
 const EXEC_GRACE: Duration = Duration::from_secs(25);
 /// Longest probe the bridge accepts, below the host's fixed 120 s.
 const PROBE_LIMIT_MS: u64 = 100_000;
-
-/// Which way a sync call moves files.
-#[derive(Debug, Clone, Copy)]
-enum Direction {
-    /// Host to sandbox.
-    In,
-    /// Sandbox to host.
-    Out,
-}
 
 /// The provider; holds the one HTTP connection pool.
 pub struct Provider {
@@ -364,11 +355,7 @@ impl Provider {
             config: &config,
             lease_id: &lease_id,
         };
-        let result = match direction {
-            Direction::In => sync.sync_in(&params.operations).await,
-            Direction::Out => sync.sync_out(&params.operations).await,
-        };
-        Ok(result?)
+        Ok(sync.each_operation(&params.operations, direction).await?)
     }
 
     async fn execute(

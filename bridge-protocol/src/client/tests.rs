@@ -5,8 +5,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
-use crate::api::{ErrorCode, ExecResult};
-use crate::auth::{Authorization, IncomingRequest, KeyRing, RequestBody, StreamOutcome, Verifier};
+use crate::api::{DownloadRequest, ErrorCode, ExecResult};
+use crate::auth::{
+    Authorization, FrameSealer, IncomingRequest, KeyRing, RequestBody, StreamOutcome, Verifier,
+};
 use crate::sse::encode_event;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
@@ -21,6 +23,16 @@ enum Answer {
     Fail(TransportErrorKind),
     /// A 200 event stream: these chunks, each signed-aware (`{nonce}` is replaced), then the end.
     Stream(Vec<String>),
+    /// A 200 framed body signed for the request, its bytes changed by the function (cut,
+    /// corrupted) before they are sent in pieces of 7 bytes.
+    Frames(Vec<FakeFrame>, fn(&mut Vec<u8>)),
+}
+
+/// One frame of a fake download.
+enum FakeFrame {
+    Data(&'static [u8]),
+    End,
+    Error(&'static str),
 }
 
 #[derive(Clone, Default)]
@@ -74,6 +86,24 @@ impl Transport for Fake {
                 kind,
                 message: "connection reset".into(),
             }),
+            Answer::Frames(frames, tamper) => {
+                let seed = ResponseSignature::sign_streaming(&secret, &nonce, 200);
+                let mut sealer = FrameSealer::new(secret.clone(), seed);
+                let mut body = Vec::new();
+                for frame in frames {
+                    body.extend(match frame {
+                        FakeFrame::Data(data) => sealer.data(data),
+                        FakeFrame::End => sealer.end(),
+                        FakeFrame::Error(json) => sealer.error(json.as_bytes()),
+                    });
+                }
+                tamper(&mut body);
+                Ok(HttpResponse {
+                    status: 200,
+                    signature: Some(hex::encode(seed)),
+                    body: FakeBody(body.chunks(7).map(<[u8]>::to_vec).collect()),
+                })
+            }
             Answer::Stream(chunks) => Ok(HttpResponse {
                 status: 200,
                 signature: None,
@@ -290,4 +320,78 @@ fn a_stream_ends_with_its_verified_terminal_event_or_is_truncated() {
         Ok(Some(StreamEvent::Output { .. }))
     ));
     assert_eq!(block_on(cut.next()), Err(ClientError::Truncated));
+}
+
+fn download_all(answer: Answer) -> Result<Vec<u8>, ClientError> {
+    let (client, _) = fake_client(vec![answer]);
+    block_on(async {
+        let request = DownloadRequest {
+            provider_lease_id: "pc-env-1".into(),
+            path: "/workspace/a".into(),
+            ..DownloadRequest::default()
+        };
+        let mut download = client.download(&request, Duration::from_secs(5)).await?;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = download.next_chunk().await? {
+            bytes.extend(chunk);
+        }
+        Ok(bytes)
+    })
+}
+
+#[test]
+fn a_download_yields_only_verified_bytes_and_ends_exactly_once() {
+    let whole = download_all(Answer::Frames(
+        vec![
+            FakeFrame::Data(b"hello "),
+            FakeFrame::Data(b"world"),
+            FakeFrame::End,
+        ],
+        |_| {},
+    ));
+    assert_eq!(whole.expect("authentic"), b"hello world");
+
+    let cut = download_all(Answer::Frames(
+        vec![FakeFrame::Data(b"hello "), FakeFrame::End],
+        |body| body.truncate(body.len() - 10),
+    ));
+    assert!(matches!(cut, Err(ClientError::Truncated)), "{cut:?}");
+
+    let corrupted = download_all(Answer::Frames(
+        vec![FakeFrame::Data(b"hello "), FakeFrame::End],
+        |body| body[6] ^= 1,
+    ));
+    assert!(
+        matches!(corrupted, Err(ClientError::Frames(_))),
+        "{corrupted:?}"
+    );
+
+    let failed = download_all(Answer::Frames(
+        vec![
+            FakeFrame::Data(b"part"),
+            FakeFrame::Error(r#"{"error":"path_not_found","message":"/workspace/a is not a regular file in the sandbox"}"#),
+        ],
+        |_| {},
+    ))
+    .expect_err("an error frame is an error");
+    assert_eq!(failed.code(), Some(ErrorCode::PathNotFound));
+    assert_eq!(failed.status(), Some(404));
+    assert!(failed.to_string().contains("/workspace/a"), "{failed}");
+}
+
+#[test]
+fn a_download_answered_by_something_else_is_not_the_bridge() {
+    let page = download_all(Answer::Unsigned(200, "<html>captive portal</html>".into()));
+    assert!(
+        matches!(page, Err(ClientError::NotTheBridge { .. })),
+        "{page:?}"
+    );
+    let signed_error = download_all(Answer::Signed(
+        404,
+        r#"{"error":"lease_not_found","message":"lease pc-env-1 does not exist"}"#.into(),
+    ));
+    assert_eq!(
+        signed_error.expect_err("an error").code(),
+        Some(ErrorCode::LeaseNotFound)
+    );
 }

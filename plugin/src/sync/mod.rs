@@ -84,6 +84,15 @@ pub enum SyncError {
     },
 }
 
+/// Which way files move: `environmentSyncIn` or `environmentSyncOut`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Host to sandbox.
+    In,
+    /// Sandbox to host.
+    Out,
+}
+
 /// One sync call: a lease, its bridge and the environment's settings.
 pub struct Sync<'a> {
     /// The bridge.
@@ -95,46 +104,49 @@ pub struct Sync<'a> {
 }
 
 impl Sync<'_> {
-    /// `environmentSyncIn`: every operation in order, fail-fast.
+    /// `environmentSyncIn`: every operation in order, fail-fast; each operation's post-upload
+    /// commands run once its files are in.
     pub async fn sync_in(&self, operations: &[SyncOperation]) -> Result<SyncResult, SyncError> {
-        let mut results = Vec::with_capacity(operations.len());
-        for operation in operations {
-            let mut result = SyncOperationResult {
-                operation_id: operation.operation_id.clone(),
-                ..SyncOperationResult::default()
-            };
-            for mapping in &operation.files {
-                let (files, bytes) = self.upload(&operation.operation_id, mapping).await?;
-                result.files_transferred += files;
-                result.bytes_transferred += bytes;
-            }
-            for (index, command) in operation.post_upload_commands.iter().enumerate() {
-                self.run_command(&operation.operation_id, index + 1, command)
-                    .await?;
-            }
-            results.push(result);
-        }
-        Ok(SyncResult {
-            operations: results,
-        })
+        self.each_operation(operations, Direction::In).await
     }
 
     /// `environmentSyncOut`: every operation in order, fail-fast, at most `syncMaxBytes` each.
     pub async fn sync_out(&self, operations: &[SyncOperation]) -> Result<SyncResult, SyncError> {
+        self.each_operation(operations, Direction::Out).await
+    }
+
+    /// [`Self::sync_in`] or [`Self::sync_out`].
+    pub async fn each_operation(
+        &self,
+        operations: &[SyncOperation],
+        direction: Direction,
+    ) -> Result<SyncResult, SyncError> {
         let mut results = Vec::with_capacity(operations.len());
         for operation in operations {
+            let id = operation.operation_id.as_str();
             let mut result = SyncOperationResult {
-                operation_id: operation.operation_id.clone(),
+                operation_id: id.to_owned(),
                 ..SyncOperationResult::default()
             };
             for mapping in &operation.files {
-                let cap = self
-                    .config
-                    .sync_max_bytes
-                    .saturating_sub(result.bytes_transferred);
-                let unpacked = self.download(&operation.operation_id, mapping, cap).await?;
-                result.files_transferred += unpacked.files;
-                result.bytes_transferred += unpacked.bytes;
+                let (files, bytes) = match direction {
+                    Direction::In => self.upload(id, mapping).await?,
+                    Direction::Out => {
+                        let cap = self
+                            .config
+                            .sync_max_bytes
+                            .saturating_sub(result.bytes_transferred);
+                        let unpacked = self.download(id, mapping, cap).await?;
+                        (unpacked.files, unpacked.bytes)
+                    }
+                };
+                result.files_transferred += files;
+                result.bytes_transferred += bytes;
+            }
+            if direction == Direction::In {
+                for (index, command) in operation.post_upload_commands.iter().enumerate() {
+                    self.run_command(id, index + 1, command).await?;
+                }
             }
             results.push(result);
         }
