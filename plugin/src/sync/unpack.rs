@@ -7,7 +7,8 @@
 //! - only regular files, directories, symlinks and hard links are accepted (no devices, no FIFOs,
 //!   no sparse files);
 //! - permission bits lose setuid, setgid and sticky;
-//! - sizes are counted against a cap before the content is read.
+//! - sizes are counted against a cap before the content is read, and header extensions (long
+//!   names, PAX records) may not exceed 1 MiB.
 //!
 //! Symlinks are created last, once every other member is in place. Each one must then resolve, on
 //! the real tree, to somewhere inside the target, so no member is ever written through a link.
@@ -21,6 +22,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+
+mod guard;
+
+use guard::ExtensionGuard;
 
 /// Most symlinks followed while resolving one link (the kernel's limit).
 const MAX_LINK_HOPS: usize = 40;
@@ -125,7 +130,7 @@ impl Unpacker {
         reader: impl Read,
         created: &mut Created,
     ) -> Result<Unpacked, UnpackError> {
-        let mut archive = tar::Archive::new(reader);
+        let mut archive = tar::Archive::new(ExtensionGuard::new(reader));
         let mut unpacked = Unpacked::default();
         let entries = archive.entries().map_err(corrupt)?;
         for entry in entries {

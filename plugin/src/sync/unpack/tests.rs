@@ -332,3 +332,29 @@ fn a_cut_archive_is_corrupt_and_leaves_nothing() {
     ));
     scene.assert_untouched();
 }
+
+#[test]
+fn an_oversized_long_name_is_refused_before_it_is_buffered() {
+    let scene = Scene::new();
+    let bytes = archive(&[
+        file("before", b"x"),
+        member_of_size(
+            "././@LongLink",
+            tar::EntryType::GNULongName,
+            "",
+            0o644,
+            b"",
+            1 << 30,
+        ),
+    ]);
+    match scene.unpack(&bytes, 1 << 40) {
+        Err(UnpackError::Corrupt(message)) => {
+            assert!(
+                message.contains("header extension of 1073741824 bytes"),
+                "{message}"
+            );
+        }
+        other => panic!("expected the extension to be refused, got {other:?}"),
+    }
+    scene.assert_untouched();
+}
