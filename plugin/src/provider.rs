@@ -70,7 +70,7 @@ const UNIMPLEMENTED_METHODS: [&str; 23] = [
 
 /// Time the plugin allows past a command's timeout for the bridge to kill it and answer; the
 /// host itself waits 30 s past it.
-const EXEC_GRACE: Duration = Duration::from_secs(25);
+pub(crate) const EXEC_GRACE: Duration = Duration::from_secs(25);
 /// Longest probe the bridge accepts, below the host's fixed 120 s.
 const PROBE_LIMIT_MS: u64 = 100_000;
 

@@ -13,22 +13,10 @@ use bridge_protocol::auth::{FRAMES_CONTENT_TYPE, FrameSealer, SecretKey};
 use bridge_protocol::client::BodyStream;
 use bridge_protocol::routes::Route;
 use bridge_tests::client::{BridgeClient, ClientError, LIMIT};
+use bridge_tests::paperclip::workspace::noise;
 use common::TestStack;
 use common::leases::{acquire, run, shell};
 use sha2::{Digest, Sha256};
-
-/// Deterministic bytes that compress badly and hit every byte value.
-fn noise(length: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..length)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state.to_le_bytes()[3]
-        })
-        .collect()
-}
 
 /// `bytes` as a source stream in pieces of `piece` bytes.
 fn source(bytes: &[u8], piece: usize) -> BodyStream {

@@ -9,6 +9,7 @@ use js_sys::{Function, Object, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
+use super::sandbox_stub::js_message;
 use crate::error::BridgeError;
 
 /// Bytes requested per read.
@@ -74,10 +75,8 @@ fn method(target: &JsValue, name: &str) -> Result<Function, BridgeError> {
 }
 
 fn js_error(error: JsValue) -> BridgeError {
-    let message = error
-        .dyn_ref::<js_sys::Error>()
-        .map(|error| String::from(error.message()))
-        .or_else(|| error.as_string())
-        .unwrap_or_else(|| format!("{error:?}"));
-    BridgeError::InvalidRequest(format!("the upload body could not be read: {message}"))
+    BridgeError::InvalidRequest(format!(
+        "the upload body could not be read: {}",
+        js_message(&error)
+    ))
 }

@@ -154,7 +154,7 @@ impl Sandbox {
 
     /// Writes a text file (parent directories are created).
     pub async fn write_file(&self, path: &str, content: &str) -> Result<(), SandboxError> {
-        self.write(path, content, None).await
+        self.start_write(path, content, None)?.finish().await
     }
 
     /// Starts writing `base64`'s bytes to a file (parent directories are created; the container
@@ -165,30 +165,24 @@ impl Sandbox {
         path: &str,
         base64: &str,
     ) -> Result<PendingWrite, SandboxError> {
-        let options = to_js(&WriteOptions {
-            session_id: SESSIONLESS,
-            encoding: Some("base64"),
-        })?;
-        let promise = self
-            .stub
-            .write_file(path, base64, &options)
-            .map_err(rpc_error)?;
-        Ok(PendingWrite(JsFuture::from(promise)))
+        self.start_write(path, base64, Some("base64"))
     }
 
-    async fn write(
+    fn start_write(
         &self,
         path: &str,
         content: &str,
         encoding: Option<&'static str>,
-    ) -> Result<(), SandboxError> {
+    ) -> Result<PendingWrite, SandboxError> {
         let options = to_js(&WriteOptions {
             session_id: SESSIONLESS,
             encoding,
         })?;
-        call(self.stub.write_file(path, content, &options))
-            .await
-            .map(drop)
+        let promise = self
+            .stub
+            .write_file(path, content, &options)
+            .map_err(rpc_error)?;
+        Ok(PendingWrite(JsFuture::from(promise)))
     }
 
     /// Deletes a file.
@@ -239,10 +233,14 @@ fn to_js(value: &impl Serialize) -> Result<JsValue, SandboxError> {
 }
 
 fn rpc_error(error: JsValue) -> SandboxError {
-    let message = error
+    SandboxError::from_rpc_message(&js_message(&error))
+}
+
+/// The message of a thrown JS value (an `Error`'s message, a string, or its debug form).
+pub fn js_message(error: &JsValue) -> String {
+    error
         .dyn_ref::<js_sys::Error>()
         .map(|error| String::from(error.message()))
         .or_else(|| error.as_string())
-        .unwrap_or_else(|| format!("{error:?}"));
-    SandboxError::from_rpc_message(&message)
+        .unwrap_or_else(|| format!("{error:?}"))
 }

@@ -25,13 +25,12 @@ use crate::config::ProviderConfig;
 use crate::protocol::{
     PostUploadCommand, SyncFileMapping, SyncKind, SyncOperation, SyncOperationResult, SyncResult,
 };
+use crate::provider::EXEC_GRACE;
 pub use exclude::Excludes;
 use pack::{file_source, tar_source};
 use progress::Progress;
 pub use unpack::{UnpackError, Unpacked, Unpacker};
 
-/// Time allowed past a transfer's own deadline for the bridge to answer.
-const GRACE: Duration = Duration::from_secs(25);
 /// Downloaded pieces buffered between the network and the unpacking thread.
 const PIECES_IN_FLIGHT: usize = 8;
 
@@ -157,7 +156,7 @@ impl Sync<'_> {
 
     fn deadline(&self) -> (u64, Duration) {
         let timeout_ms = self.config.timeout_ms.min(MAX_TIMEOUT_MS);
-        (timeout_ms, Duration::from_millis(timeout_ms) + GRACE)
+        (timeout_ms, Duration::from_millis(timeout_ms) + EXEC_GRACE)
     }
 
     /// Uploads one mapping; returns the files and bytes it held.
@@ -261,7 +260,7 @@ impl Sync<'_> {
             .call(
                 Route::Exec,
                 Some(&request),
-                CallPolicy::once(Duration::from_millis(timeout_ms) + GRACE),
+                CallPolicy::once(Duration::from_millis(timeout_ms) + EXEC_GRACE),
             )
             .await
             .map_err(|error| failed(format!("could not run: {error}")))?;
