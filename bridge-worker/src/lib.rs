@@ -16,6 +16,7 @@ mod exec;
 mod json_text;
 mod lease;
 mod probe;
+mod replay;
 mod sandbox;
 mod script;
 mod transfer;

@@ -3,11 +3,13 @@
 
 mod common;
 
-use bridge_protocol::api::{ErrorCode, HealthResponse};
+use bridge_protocol::api::{DownloadRequest, ErrorCode, HealthResponse};
 use bridge_protocol::auth::{AuthRejectionReason, CONTENT_SHA256_HEADER};
 use bridge_protocol::routes::Route;
 use bridge_tests::client::{BridgeClient, LIMIT, PreparedRequest, RawResponse};
 use common::TestStack;
+use common::leases::{acquire, run, shell};
+use futures_util::future::join_all;
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -23,7 +25,7 @@ fn signed_health(client: &BridgeClient) -> PreparedRequest {
         .expect("signed")
 }
 
-/// Asserts an unsigned 401 with `reason`.
+/// Asserts a 401 with `reason`.
 fn assert_rejected(response: &RawResponse, reason: AuthRejectionReason) {
     assert_eq!(
         response.status,
@@ -155,6 +157,67 @@ async fn every_authentication_failure_has_its_reason() {
         "responses are signed with the request's own key"
     );
 
+    stack.stop_and_check_for_leaks();
+}
+
+/// Execution requests have their nonce claimed by the lease object, in the step that journals
+/// them; this is the race that must still have exactly one winner.
+#[tokio::test]
+async fn an_exec_sent_ten_times_at_once_runs_once_and_its_copies_are_refused() {
+    let stack = TestStack::start(|_| {});
+    let client = stack.client();
+    let lease = acquire(&client, "env-replay", "run-1")
+        .await
+        .provider_lease_id;
+    let route = Route::Exec;
+    let body =
+        serde_json::to_vec(&shell(&lease, "echo ran >> /workspace/replays")).expect("serialisable");
+    let once = client
+        .prepare(route.method(), &route.path(), "", &body)
+        .expect("signed");
+    let answers = join_all((0..10).map(|_| client.send(&once, LIMIT))).await;
+    let mut accepted = 0;
+    for answer in answers {
+        let answer = answer.expect("answered");
+        if answer.status == 200 {
+            accepted += 1;
+            assert!(client.is_authentic(&once, &answer));
+        } else {
+            assert_rejected(&answer, AuthRejectionReason::ReplayedNonce);
+        }
+    }
+    assert_eq!(accepted, 1, "exactly one copy is served");
+    let ran = run(&client, &shell(&lease, "wc -l < /workspace/replays")).await;
+    assert_eq!(ran.stdout.trim(), "1", "the command ran once");
+
+    let mut streamed = client
+        .prepare(route.method(), &route.path(), "", &body)
+        .expect("signed");
+    streamed.set_header("Accept", Some("text/event-stream"));
+    let first = client.send(&streamed, LIMIT).await.expect("answered");
+    assert_eq!(first.status, 200);
+    let second = client.send(&streamed, LIMIT).await.expect("answered");
+    assert_rejected(&second, AuthRejectionReason::ReplayedNonce);
+
+    let route = Route::Download;
+    let download = serde_json::to_vec(&DownloadRequest {
+        provider_lease_id: lease.clone(),
+        path: "/workspace/replays".into(),
+        ..DownloadRequest::default()
+    })
+    .expect("serialisable");
+    let once = client
+        .prepare(route.method(), &route.path(), "", &download)
+        .expect("signed");
+    assert_eq!(
+        client.send(&once, LIMIT).await.expect("answered").status,
+        200
+    );
+    let again = client.send(&once, LIMIT).await.expect("answered");
+    assert_rejected(&again, AuthRejectionReason::ReplayedNonce);
+
+    let ran = run(&client, &shell(&lease, "wc -l < /workspace/replays")).await;
+    assert_eq!(ran.stdout.trim(), "2", "the streamed copy ran once too");
     stack.stop_and_check_for_leaks();
 }
 

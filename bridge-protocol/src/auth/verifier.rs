@@ -157,6 +157,12 @@ impl Verifier {
         self.skew_seconds * 2
     }
 
+    /// The secret of a configured key, for signing an answer away from the request that was
+    /// verified (a lease object streaming an exec's terminal event).
+    pub fn secret(&self, key_id: &str) -> Option<&SecretKey> {
+        self.keys.get(key_id).map(|(_, secret)| secret)
+    }
+
     /// Runs every check except the replay guard, which needs shared storage.
     pub fn verify(
         &self,

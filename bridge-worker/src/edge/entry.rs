@@ -8,6 +8,7 @@ use super::http::{self, Reply};
 use super::replay_guard;
 use crate::config::BridgeConfig;
 use crate::error::BridgeError;
+use crate::replay::NonceClaim;
 use bridge_protocol::api::HEALTHZ_PATH;
 use bridge_protocol::auth::{
     Authenticated, CONTENT_SHA256_HEADER, IncomingRequest, RequestBody, STREAMING_BODY,
@@ -58,10 +59,21 @@ async fn serve(
     } else {
         RequestBody::Complete(&body)
     };
-    let authenticated = match authenticate(&request, env, &config, method, target, digest).await {
+    let now = http::unix_now();
+    let authenticated = match authenticate(&request, &config, method, target, digest, now) {
         Ok(authenticated) => authenticated,
         Err(error) => return refuse(error),
     };
+    let nonce = NonceClaim::new(
+        &authenticated.nonce,
+        now,
+        config.verifier.replay_window_seconds(),
+    );
+    let route = Route::resolve(method, &target.path);
+    let claimed_here = !matches!(route, Ok(ref route) if claimed_by_lease(route));
+    if claimed_here && let Err(error) = replay_guard::claim(env, &nonce).await {
+        return refuse(error);
+    }
     let framed = match request.inner().body().filter(|_| framed) {
         Some(stream) => match BodyReader::new(&stream) {
             Ok(reader) => Some(reader),
@@ -79,16 +91,16 @@ async fn serve(
         .ok()
         .flatten()
         .is_some_and(|accept| accept.contains("text/event-stream"));
-    let answer = match Route::resolve(method, &target.path) {
+    let answer = match route {
         Ok(route) => {
             let call = Call {
                 env,
-                config: &config,
                 body: &body,
                 raw_query: &target.raw_query,
                 framed,
                 wants_stream,
                 authenticated: &authenticated,
+                nonce,
             };
             handlers::handle(route, call)
                 .await
@@ -99,20 +111,26 @@ async fn serve(
     (answer, Some(authenticated))
 }
 
-async fn authenticate(
+/// Whether the lease object claims the route's nonce itself, in the call that journals the
+/// execution (see `crate::replay`); every other route's nonce is claimed before it is served.
+fn claimed_by_lease(route: &Route) -> bool {
+    matches!(route, Route::Exec | Route::Upload | Route::Download)
+}
+
+/// Checks the signature, clock and pinned host (not yet the nonce).
+fn authenticate(
     request: &Request,
-    env: &Env,
     config: &BridgeConfig,
     method: &str,
     target: &RequestTarget,
     body: RequestBody<'_>,
+    now: u64,
 ) -> Result<Authenticated, BridgeError> {
     let header = |name: &str| request.headers().get(name).ok().flatten();
     let authorization = header("Authorization");
     let content_sha256 = header(CONTENT_SHA256_HEADER);
     let host = header("Host");
-    let now = http::unix_now();
-    let authenticated = config.verifier.verify(
+    Ok(config.verifier.verify(
         &IncomingRequest {
             authorization: authorization.as_deref(),
             content_sha256: content_sha256.as_deref(),
@@ -123,8 +141,5 @@ async fn authenticate(
             body,
         },
         now,
-    )?;
-    let remember_until = now + config.verifier.replay_window_seconds();
-    replay_guard::claim(env, &authenticated.nonce, remember_until, now).await?;
-    Ok(authenticated)
+    )?)
 }

@@ -4,6 +4,10 @@
 //! timeout (killing the process group and confirming it is gone), and concludes exactly once.
 //! In SSE mode chunks are forwarded as they arrive, with a heartbeat comment while the command is
 //! silent, and the stream always ends with one terminal event (`complete` or `error`).
+//!
+//! An exec runs inside its lease's Durable Object, which journals it directly: the Worker makes
+//! one call to that object and no other (DESIGN §10). Transfers run the same driver from the
+//! Worker, journaling through calls to the object ([`RemoteJournal`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -19,10 +23,13 @@ use crate::error::BridgeError;
 use crate::exec::{Chunk, Conclusion, EndRecord, Ending, ExecPlan, OutputTracker, Unconcluded};
 use crate::lease::object::stop_execution;
 use crate::lease::protocol::{ExecutionEnded, ExecutionTicket, LeaseCommand};
+use crate::replay::NonceClaim;
 use crate::sandbox::{ContainerEvent, SandboxError, SandboxId};
+use bridge_protocol::api::{
+    CancelResponse, ExecRequest, ExecResult, ExecutionStatus, StreamFailure,
+};
 use bridge_protocol::api::{EXECUTION_ENV_VAR, LEASE_ENV_VAR};
-use bridge_protocol::api::{ExecRequest, ExecResult, ExecutionStatus, StreamFailure};
-use bridge_protocol::auth::{Authenticated, StreamOutcome};
+use bridge_protocol::auth::{SecretKey, StreamOutcome};
 
 use crate::script::{CommandScript, stdin_path};
 use bridge_protocol::sse::{SseDecoder, SseItem, encode_comment, encode_event};
@@ -34,10 +41,93 @@ const DRAIN_AFTER_KILL_MS: u64 = 10_000;
 /// Events buffered between the driver and a slow client (backpressure beyond that).
 const STREAM_BUFFER: usize = 32;
 
+/// Where executions are journaled: the lease's object, the single writer of its record.
+pub(super) trait Journal {
+    /// Claims the request's nonce and journals the execution of `plan`.
+    async fn begin(
+        &self,
+        plan: &ExecPlan,
+        nonce: NonceClaim,
+    ) -> Result<ExecutionTicket, BridgeError>;
+
+    /// Journals how the execution of `plan` ended; a cancel that got there first wins.
+    async fn end(
+        &self,
+        plan: &ExecPlan,
+        status: ExecutionStatus,
+        exit_code: Option<i32>,
+        sandbox_lost: bool,
+    ) -> Result<ExecutionEnded, BridgeError>;
+
+    /// Kills the execution of `plan` and waits until it is dead.
+    async fn cancel(&self, plan: &ExecPlan) -> Result<CancelResponse, BridgeError>;
+}
+
+/// The journal as the Worker reaches it: one call to the lease object per entry.
+#[derive(Clone)]
+pub(super) struct RemoteJournal {
+    env: Env,
+}
+
+impl RemoteJournal {
+    /// The lease objects of this Worker's environment.
+    pub(super) fn new(env: &Env) -> Self {
+        Self { env: env.clone() }
+    }
+}
+
+impl Journal for RemoteJournal {
+    async fn begin(
+        &self,
+        plan: &ExecPlan,
+        nonce: NonceClaim,
+    ) -> Result<ExecutionTicket, BridgeError> {
+        let command = LeaseCommand::BeginExecution {
+            nonce,
+            execution_id: plan.execution_id.clone(),
+            command: plan.argv[0].clone(),
+            timeout_ms: plan.timeout_ms,
+        };
+        lease_object::send(&self.env, &plan.lease_id, command).await
+    }
+
+    async fn end(
+        &self,
+        plan: &ExecPlan,
+        status: ExecutionStatus,
+        exit_code: Option<i32>,
+        sandbox_lost: bool,
+    ) -> Result<ExecutionEnded, BridgeError> {
+        let command = LeaseCommand::EndExecution {
+            execution_id: plan.execution_id.clone(),
+            status,
+            exit_code,
+            sandbox_lost,
+        };
+        lease_object::send(&self.env, &plan.lease_id, command).await
+    }
+
+    async fn cancel(&self, plan: &ExecPlan) -> Result<CancelResponse, BridgeError> {
+        let command = LeaseCommand::Cancel {
+            execution_id: plan.execution_id.clone(),
+        };
+        lease_object::send(&self.env, &plan.lease_id, command).await
+    }
+}
+
+/// What a streamed exec's terminal event is signed with: the request's key and nonce.
+pub(super) struct StreamSigner {
+    /// The secret of the key that signed the request.
+    pub secret: SecretKey,
+    /// The request's nonce.
+    pub nonce: String,
+}
+
 /// A validated execution, journaled and with its command started in the sandbox.
-pub(super) struct Running {
+pub(super) struct Running<J> {
     plan: ExecPlan,
     env: Env,
+    journal: J,
     output: ByteStream,
     end_record: EndRecord,
     started_ms: u64,
@@ -97,28 +187,32 @@ impl OutputSink for Sink {
 }
 
 /// Serves `POST /exec` as a JSON result.
-pub async fn run_to_completion(
+pub(super) async fn run_to_completion<J: Journal>(
     env: &Env,
+    journal: J,
     request: ExecRequest,
+    nonce: NonceClaim,
     max_output_bytes: u64,
 ) -> Result<ExecResult, BridgeError> {
-    let running = start(env, request).await?;
+    let running = begin(env, journal, request, nonce).await?.launch().await?;
     let limit = usize::try_from(max_output_bytes).unwrap_or(usize::MAX);
     drive(running, Some(limit), &mut Sink::Collect).await
 }
 
 /// Serves `POST /exec` as an SSE stream; errors before the command starts are ordinary replies.
-pub async fn run_streaming(
+pub(super) async fn run_streaming<J: Journal + 'static>(
     env: &Env,
+    journal: J,
     request: ExecRequest,
-    authenticated: Authenticated,
+    nonce: NonceClaim,
+    signer: StreamSigner,
 ) -> Result<Response, BridgeError> {
-    let running = start(env, request).await?;
+    let running = begin(env, journal, request, nonce).await?.launch().await?;
     let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
     wasm_bindgen_futures::spawn_local(async move {
         let mut sink = Sink::Stream(sender);
         let outcome = drive(running, None, &mut sink).await;
-        let terminal = terminal_event(outcome, &authenticated);
+        let terminal = terminal_event(outcome, &signer);
         sink.send(terminal).await;
     });
     let headers = Headers::new();
@@ -133,15 +227,11 @@ pub async fn run_streaming(
 }
 
 /// The one terminal event of a stream, signed over the request nonce.
-fn terminal_event(
-    outcome: Result<ExecResult, BridgeError>,
-    authenticated: &Authenticated,
-) -> String {
-    let nonce = authenticated.nonce.as_str();
+fn terminal_event(outcome: Result<ExecResult, BridgeError>, signer: &StreamSigner) -> String {
+    let nonce = signer.nonce.as_str();
     match outcome {
         Ok(mut result) => {
-            result.signature =
-                Some(StreamOutcome::complete(&result).sign(&authenticated.secret, nonce));
+            result.signature = Some(StreamOutcome::complete(&result).sign(&signer.secret, nonce));
             let payload = serde_json::to_string(&result).unwrap_or_default();
             encode_event("complete", None, &payload)
         }
@@ -151,7 +241,7 @@ fn terminal_event(
             let failure = StreamFailure {
                 error: body.error,
                 message: body.message,
-                signature: StreamOutcome::Error { code }.sign(&authenticated.secret, nonce),
+                signature: StreamOutcome::Error { code }.sign(&signer.secret, nonce),
             };
             let payload = serde_json::to_string(&failure).unwrap_or_else(|_| {
                 format!(
@@ -164,43 +254,39 @@ fn terminal_event(
     }
 }
 
-/// Validates, journals, stages stdin and starts the command.
-async fn start(env: &Env, request: ExecRequest) -> Result<Running, BridgeError> {
-    begin(env, request).await?.launch(env).await
-}
-
 /// An execution that is validated and journaled, its command not started yet.
-pub(super) struct Begun {
+pub(super) struct Begun<J> {
     sandbox: Sandbox,
+    env: Env,
+    journal: J,
     plan: ExecPlan,
     ticket: ExecutionTicket,
     end_record: EndRecord,
 }
 
-/// Validates `request` and journals the execution; the command starts with [`Begun::launch`].
-pub(super) async fn begin(env: &Env, request: ExecRequest) -> Result<Begun, BridgeError> {
+/// Validates `request`, claims its nonce and journals the execution, in one entry of `journal`;
+/// the command starts with [`Begun::launch`].
+pub(super) async fn begin<J: Journal>(
+    env: &Env,
+    journal: J,
+    request: ExecRequest,
+    nonce: NonceClaim,
+) -> Result<Begun<J>, BridgeError> {
     let plan = ExecPlan::from_request(request, format!("x{}", random_hex::<12>()?))?;
     let end_record = EndRecord::new(&random_hex::<12>()?);
     let sandbox = Sandbox::open(env, SandboxId::parse(&plan.lease_id)?)?;
-    let ticket: ExecutionTicket = lease_object::send(
-        env,
-        &plan.lease_id,
-        LeaseCommand::BeginExecution {
-            execution_id: plan.execution_id.clone(),
-            command: plan.argv[0].clone(),
-            timeout_ms: plan.timeout_ms,
-        },
-    )
-    .await?;
+    let ticket = journal.begin(&plan, nonce).await?;
     Ok(Begun {
         sandbox,
+        env: env.clone(),
+        journal,
         plan,
         ticket,
         end_record,
     })
 }
 
-impl Begun {
+impl<J: Journal> Begun<J> {
     /// The validated request.
     pub(super) fn plan(&self) -> &ExecPlan {
         &self.plan
@@ -219,9 +305,11 @@ impl Begun {
     }
 
     /// Starts the command; a failure to start is journaled.
-    pub(super) async fn launch(self, env: &Env) -> Result<Running, BridgeError> {
+    pub(super) async fn launch(self) -> Result<Running<J>, BridgeError> {
         let Self {
             sandbox,
+            env,
+            journal,
             plan,
             ticket,
             end_record,
@@ -230,7 +318,8 @@ impl Begun {
         match launch(&sandbox, &plan, &ticket, &end_record).await {
             Ok(output) => Ok(Running {
                 plan,
-                env: env.clone(),
+                env,
+                journal,
                 output,
                 end_record,
                 started_ms,
@@ -241,7 +330,9 @@ impl Begun {
                 {
                     worker::console_error!("removing staged stdin: {cleanup}");
                 }
-                journal_end(env, &plan, ExecutionStatus::Failed, None, false).await?;
+                journal
+                    .end(&plan, ExecutionStatus::Failed, None, false)
+                    .await?;
                 Err(error.into())
             }
         }
@@ -249,8 +340,12 @@ impl Begun {
 
     /// Gives the execution up before its command started: it is journaled as failed with
     /// `error`, which is returned.
-    pub(super) async fn abandon(self, env: &Env, error: BridgeError) -> BridgeError {
-        match journal_end(env, &self.plan, ExecutionStatus::Failed, None, false).await {
+    pub(super) async fn abandon(self, error: BridgeError) -> BridgeError {
+        match self
+            .journal
+            .end(&self.plan, ExecutionStatus::Failed, None, false)
+            .await
+        {
             Ok(_) => error,
             Err(journal) => {
                 worker::console_error!("journaling an abandoned execution: {journal}");
@@ -300,14 +395,15 @@ async fn launch(
 /// Follows the command to its end and concludes it, exactly once; `retain_limit` as in
 /// [`OutputTracker::new`]. The container's stream is let go once the command's end records are
 /// in, whatever the command left running on its pipes.
-pub(super) async fn drive(
-    running: Running,
+pub(super) async fn drive<J: Journal>(
+    running: Running<J>,
     retain_limit: Option<usize>,
     sink: &mut impl OutputSink,
 ) -> Result<ExecResult, BridgeError> {
     let Running {
         plan,
         env,
+        journal,
         mut output,
         end_record,
         started_ms,
@@ -345,12 +441,7 @@ pub(super) async fn drive(
                     }
                     if sink.abandoned() && !cancelled {
                         cancelled = true;
-                        let _: bridge_protocol::api::CancelResponse = lease_object::send(
-                            &env,
-                            &plan.lease_id,
-                            LeaseCommand::Cancel { execution_id: plan.execution_id.clone() },
-                        )
-                        .await?;
+                        journal.cancel(&plan).await?;
                         drain_deadline = Delay::from(Duration::from_millis(DRAIN_AFTER_KILL_MS)).fuse();
                     }
                 }
@@ -373,19 +464,21 @@ pub(super) async fn drive(
     let conclusion = match Conclusion::from_ending(ending, timed_out) {
         Ok(conclusion) => conclusion,
         Err(Unconcluded::SandboxLost) => {
-            journal_end(&env, &plan, ExecutionStatus::Failed, None, true).await?;
+            journal
+                .end(&plan, ExecutionStatus::Failed, None, true)
+                .await?;
             return Err(BridgeError::SandboxStateLost(plan.lease_id));
         }
-        Err(Unconcluded::Failed(error)) => return fail(&env, &plan, error).await,
+        Err(Unconcluded::Failed(error)) => return fail(&env, &journal, &plan, error).await,
     };
-    let ended = journal_end(
-        &env,
-        &plan,
-        conclusion.journal_status(),
-        conclusion.exit_code,
-        false,
-    )
-    .await?;
+    let ended = journal
+        .end(
+            &plan,
+            conclusion.journal_status(),
+            conclusion.exit_code,
+            false,
+        )
+        .await?;
     let conclusion = if ended.status == ExecutionStatus::Cancelled && !conclusion.timed_out {
         Conclusion::cancelled(conclusion.exit_code)
     } else {
@@ -401,7 +494,12 @@ pub(super) async fn drive(
 }
 
 /// A command the bridge lost track of: make sure it is dead, journal it, report the error.
-async fn fail(env: &Env, plan: &ExecPlan, error: SandboxError) -> Result<ExecResult, BridgeError> {
+async fn fail(
+    env: &Env,
+    journal: &impl Journal,
+    plan: &ExecPlan,
+    error: SandboxError,
+) -> Result<ExecResult, BridgeError> {
     if let Err(kill) = stop_execution(
         &SandboxBinding::new(env),
         &plan.lease_id,
@@ -411,28 +509,10 @@ async fn fail(env: &Env, plan: &ExecPlan, error: SandboxError) -> Result<ExecRes
     {
         worker::console_error!("stopping an execution after a failure: {kill}");
     }
-    journal_end(env, plan, ExecutionStatus::Failed, None, false).await?;
+    journal
+        .end(plan, ExecutionStatus::Failed, None, false)
+        .await?;
     Err(error.into())
-}
-
-async fn journal_end(
-    env: &Env,
-    plan: &ExecPlan,
-    status: ExecutionStatus,
-    exit_code: Option<i32>,
-    sandbox_lost: bool,
-) -> Result<ExecutionEnded, BridgeError> {
-    lease_object::send(
-        env,
-        &plan.lease_id,
-        LeaseCommand::EndExecution {
-            execution_id: plan.execution_id.clone(),
-            status,
-            exit_code,
-            sandbox_lost,
-        },
-    )
-    .await
 }
 
 /// `POST /exec/{id}/cancel`: kills the execution and answers once it is dead.

@@ -7,19 +7,19 @@ use super::body_reader::BodyReader;
 use super::http::{Reply, unix_millis};
 use super::sandbox_stub::{Sandbox, with_deadline};
 use super::{exec, lease_object, transfer};
-use crate::config::BridgeConfig;
 use crate::error::BridgeError;
 use crate::lease::AcquirePlan;
-use crate::lease::protocol::LeaseCommand;
+use crate::lease::protocol::{ExecOrder, LeaseCommand};
 use crate::probe::ProbePlan;
+use crate::replay::NonceClaim;
 use crate::sandbox::{
     ExecOptions, SESSIONLESS, SandboxConfiguration, SandboxError, SandboxId, SandboxName,
 };
 use crate::script::probe_script;
 use bridge_protocol::api::{
-    API_VERSION, BRIDGE_VERSION, CancelRequest, Capabilities, HealthResponse, LeaseDetails,
-    LeaseResponse, PROVIDER, ProbeRequest, ProbeResponse, ReleaseLeaseRequest, ResumeLeaseRequest,
-    TerminationReceipt,
+    API_VERSION, BRIDGE_VERSION, CancelRequest, Capabilities, ExecRequest, HealthResponse,
+    LeaseDetails, LeaseResponse, PROVIDER, ProbeRequest, ProbeResponse, ReleaseLeaseRequest,
+    ResumeLeaseRequest, TerminationReceipt,
 };
 use bridge_protocol::auth::{Authenticated, CONTENT_SHA256_HEADER, STREAMING_BODY};
 use bridge_protocol::fields::{lifecycle_timeout, optional_sleep_after};
@@ -32,8 +32,6 @@ const DESTROY_TIMEOUT_MS: u64 = 30_000;
 pub struct Call<'a> {
     /// Worker bindings.
     pub env: &'a Env,
-    /// Validated settings.
-    pub config: &'a BridgeConfig,
     /// The request body (empty when it is framed).
     pub body: &'a [u8],
     /// The raw query, as signed.
@@ -44,6 +42,9 @@ pub struct Call<'a> {
     pub wants_stream: bool,
     /// Who signed it (streams sign their terminal event with it).
     pub authenticated: &'a Authenticated,
+    /// The request's nonce, still to be claimed by the lease object when the route is one of
+    /// `entry::claimed_by_lease`'s (already claimed otherwise).
+    pub nonce: NonceClaim,
 }
 
 /// What a handler answers: a JSON reply (signed by the caller) or an event stream.
@@ -106,16 +107,24 @@ pub async fn handle(route: Route, call: Call<'_>) -> Result<Answer, BridgeError>
             json(Reply::json(200, &receipt))
         }
         Route::Exec => {
-            let request = decode(call.body)?;
-            if call.wants_stream {
-                exec::run_streaming(env, request, call.authenticated.clone())
-                    .await
-                    .map(Answer::Stream)
-            } else {
-                let result =
-                    exec::run_to_completion(env, request, call.config.max_output_bytes).await?;
-                json(Reply::json(200, &result))
+            let request: ExecRequest = decode(call.body)?;
+            let lease = lease_id(&request.provider_lease_id)?.to_owned();
+            let order = ExecOrder {
+                request,
+                nonce: call.nonce,
+                stream_key: call
+                    .wants_stream
+                    .then(|| call.authenticated.key_id.as_str().to_owned()),
+            };
+            let mut answer = lease_object::execute(env, &lease, &order).await?;
+            let status = answer.status_code();
+            if order.stream_key.is_some() && status == 200 {
+                return Ok(Answer::Stream(answer));
             }
+            let body = answer.bytes().await.map_err(|error| {
+                BridgeError::Internal(format!("reading the lease object's answer: {error}"))
+            })?;
+            json(Ok(Reply::encoded(status, body)))
         }
         Route::Upload => {
             let body = call.framed.ok_or_else(|| {
@@ -124,12 +133,15 @@ pub async fn handle(route: Route, call: Call<'_>) -> Result<Answer, BridgeError>
                     Route::Upload.path()
                 ))
             })?;
-            let result = transfer::upload(env, call.raw_query, body, call.authenticated).await?;
+            let result =
+                transfer::upload(env, call.raw_query, body, call.nonce, call.authenticated).await?;
             json(Reply::json(200, &result))
         }
-        Route::Download => transfer::download(env, decode(call.body)?, call.authenticated)
-            .await
-            .map(Answer::Stream),
+        Route::Download => {
+            transfer::download(env, decode(call.body)?, call.nonce, call.authenticated)
+                .await
+                .map(Answer::Stream)
+        }
         Route::CancelExec(execution_id) => {
             let request: CancelRequest = decode(call.body)?;
             let cancelled = exec::cancel(env, &request.provider_lease_id, &execution_id).await?;

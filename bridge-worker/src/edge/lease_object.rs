@@ -5,20 +5,29 @@
 //! binding.
 
 use std::cell::Cell;
+use std::rc::Rc;
 
 use futures_util::lock::Mutex;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use worker::{DurableObject, Env, Method, Request, RequestInit, Response, State, durable_object};
 
+use super::exec::{self, Journal, StreamSigner};
+use super::handlers::Answer;
 use super::http::{self, Reply};
+use super::replay_guard::claim_in;
 use super::sandbox_stub::{Sandbox, with_deadline};
-use crate::config::{DEFAULT_LEASE_IDLE_TTL_SECONDS, lease_idle_ttl_seconds};
+use crate::config::{BridgeConfig, DEFAULT_LEASE_IDLE_TTL_SECONDS, lease_idle_ttl_seconds};
 use crate::error::BridgeError;
+use crate::exec::ExecPlan;
 use crate::lease::LeaseRecord;
 use crate::lease::object::{LeaseObjectLogic, LeaseStorage, SandboxCalls};
-use crate::lease::protocol::{LeaseCommand, LeaseRequest};
+use crate::lease::protocol::{
+    ExecOrder, ExecutionEnded, ExecutionTicket, LeaseCommand, LeaseRequest,
+};
+use crate::replay::NonceClaim;
 use crate::sandbox::{ExecOutput, SandboxConfiguration, SandboxId};
-use bridge_protocol::api::ErrorBody;
+use bridge_protocol::api::{CancelResponse, ErrorBody, ExecutionStatus};
 
 /// Binding name of the lease namespace in `wrangler.toml`.
 const BINDING: &str = "LEASES";
@@ -27,28 +36,22 @@ const RECORD_KEY: &str = "lease";
 /// When a reaper run fails, the next one comes this much later.
 const REAPER_RETRY_MS: u64 = 60_000;
 
+/// Path of an [`ExecOrder`]; every [`LeaseRequest`] is posted to `/`.
+const EXEC_PATH: &str = "/exec";
+
 /// Sends `command` to the object of `lease_id` and decodes its reply.
 pub async fn send<R: DeserializeOwned>(
     env: &Env,
     lease_id: &str,
     command: LeaseCommand,
 ) -> Result<R, BridgeError> {
-    let internal = |error: worker::Error| BridgeError::Internal(format!("lease object: {error}"));
-    let stub = env
-        .durable_object(BINDING)
-        .and_then(|namespace| namespace.get_by_name(lease_id))
-        .map_err(internal)?;
-    let body = serde_json::to_string(&LeaseRequest {
+    let request = LeaseRequest {
         lease_id: lease_id.to_owned(),
         command,
-    })
-    .map_err(|error| BridgeError::Internal(format!("lease object: {error}")))?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(body.into()));
-    let request = Request::new_with_init("https://lease/", &init).map_err(internal)?;
-    let mut response = stub.fetch_with_request(request).await.map_err(internal)?;
+    };
+    let mut response = post(env, lease_id, "/", &request).await?;
     let status = response.status_code();
-    let bytes = response.bytes().await.map_err(internal)?;
+    let bytes = response.bytes().await.map_err(unreachable_object)?;
     if status == 200 {
         serde_json::from_slice(&bytes)
             .map_err(|error| BridgeError::Internal(format!("lease object reply: {error}")))
@@ -60,9 +63,50 @@ pub async fn send<R: DeserializeOwned>(
     }
 }
 
+/// Has the object of `lease_id` run `order` and returns its answer as it is: a JSON reply for the
+/// Worker to sign, or the exec's event stream.
+pub async fn execute(
+    env: &Env,
+    lease_id: &str,
+    order: &ExecOrder,
+) -> Result<Response, BridgeError> {
+    post(env, lease_id, EXEC_PATH, order).await
+}
+
+/// Posts `message` as JSON to `path` of the object of `lease_id`.
+async fn post(
+    env: &Env,
+    lease_id: &str,
+    path: &str,
+    message: &impl Serialize,
+) -> Result<Response, BridgeError> {
+    let stub = env
+        .durable_object(BINDING)
+        .and_then(|namespace| namespace.get_by_name(lease_id))
+        .map_err(unreachable_object)?;
+    let body = serde_json::to_string(message)
+        .map_err(|error| BridgeError::Internal(format!("lease object: {error}")))?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_body(Some(body.into()));
+    let request = Request::new_with_init(&format!("https://lease{path}"), &init)
+        .map_err(unreachable_object)?;
+    stub.fetch_with_request(request)
+        .await
+        .map_err(unreachable_object)
+}
+
+fn unreachable_object(error: worker::Error) -> BridgeError {
+    BridgeError::Internal(format!("lease object: {error}"))
+}
+
 /// One lease.
 #[durable_object]
 pub struct LeaseObject {
+    core: Rc<LeaseCore>,
+}
+
+/// The object's state, shared with the executions it runs (a streamed one outlives `fetch`).
+struct LeaseCore {
     state: State,
     env: Env,
     serial: Mutex<()>,
@@ -74,18 +118,32 @@ pub struct LeaseObject {
 impl DurableObject for LeaseObject {
     fn new(state: State, env: Env) -> Self {
         Self {
-            state,
-            env,
-            serial: Mutex::new(()),
-            armed_at: Cell::new(None),
+            core: Rc::new(LeaseCore {
+                state,
+                env,
+                serial: Mutex::new(()),
+                armed_at: Cell::new(None),
+            }),
         }
     }
 
     async fn fetch(&self, mut request: Request) -> worker::Result<Response> {
+        if request.path() == EXEC_PATH {
+            return match request.json::<ExecOrder>().await {
+                Ok(order) => self.execute(order).await,
+                Err(error) => http::respond(
+                    Reply::error(&BridgeError::Internal(format!(
+                        "malformed exec order: {error}"
+                    ))),
+                    None,
+                ),
+            };
+        }
+        let core = &self.core;
         let reply = match request.json::<LeaseRequest>().await {
             Ok(request) => {
-                let _serial = self.serial.lock().await;
-                self.logic().handle(request).await.map_or_else(
+                let _serial = core.serial.lock().await;
+                core.logic().handle(request).await.map_or_else(
                     |error| Reply::error(&error),
                     |body| Reply::encoded(200, body),
                 )
@@ -98,11 +156,12 @@ impl DurableObject for LeaseObject {
     }
 
     async fn alarm(&self) -> worker::Result<Response> {
-        let _serial = self.serial.lock().await;
-        self.armed_at.set(None);
-        if let Err(error) = self.logic().reap().await {
+        let core = &self.core;
+        let _serial = core.serial.lock().await;
+        core.armed_at.set(None);
+        if let Err(error) = core.logic().reap().await {
             worker::console_error!("lease reaper: {error}; trying again in a minute");
-            let storage = self.storage();
+            let storage = core.storage();
             if let Err(error) = storage.wake_by(storage.now_ms() + REAPER_RETRY_MS).await {
                 worker::console_error!("lease reaper: {error}");
             }
@@ -112,6 +171,48 @@ impl DurableObject for LeaseObject {
 }
 
 impl LeaseObject {
+    /// Runs an exec, journaled by this object; the answer is unsigned (the Worker signs JSON) or
+    /// the stream, whose terminal event is signed here.
+    async fn execute(&self, order: ExecOrder) -> worker::Result<Response> {
+        let env = &self.core.env;
+        let journal = ObjectJournal(Rc::clone(&self.core));
+        let answer = async {
+            let config = BridgeConfig::from_lookup(|name| http::var(env, name))?;
+            match order.stream_key {
+                None => {
+                    let result = exec::run_to_completion(
+                        env,
+                        journal,
+                        order.request,
+                        order.nonce,
+                        config.max_output_bytes,
+                    )
+                    .await?;
+                    Reply::json(200, &result).map(Answer::Json)
+                }
+                Some(key_id) => {
+                    let secret = config.verifier.secret(&key_id).cloned().ok_or_else(|| {
+                        BridgeError::Internal(format!("no key {key_id} to sign the stream with"))
+                    })?;
+                    let signer = StreamSigner {
+                        secret,
+                        nonce: order.nonce.nonce.clone(),
+                    };
+                    exec::run_streaming(env, journal, order.request, order.nonce, signer)
+                        .await
+                        .map(Answer::Stream)
+                }
+            }
+        };
+        match answer.await {
+            Ok(Answer::Json(reply)) => http::respond(reply, None),
+            Ok(Answer::Stream(response)) => Ok(response),
+            Err(error) => http::respond(Reply::error(&error), None),
+        }
+    }
+}
+
+impl LeaseCore {
     fn logic(&self) -> LeaseObjectLogic<ObjectStorage<'_>, SandboxBinding<'_>> {
         let idle_ttl_seconds = lease_idle_ttl_seconds(|name| http::var(&self.env, name))
             .unwrap_or(DEFAULT_LEASE_IDLE_TTL_SECONDS);
@@ -127,6 +228,58 @@ impl LeaseObject {
             state: &self.state,
             armed_at: &self.armed_at,
         }
+    }
+}
+
+/// The journal of the executions the object runs itself: its own logic, under its lock, so an
+/// execution's end is recorded before any later command can observe the lease.
+struct ObjectJournal(Rc<LeaseCore>);
+
+impl Journal for ObjectJournal {
+    async fn begin(
+        &self,
+        plan: &ExecPlan,
+        nonce: NonceClaim,
+    ) -> Result<ExecutionTicket, BridgeError> {
+        let _serial = self.0.serial.lock().await;
+        self.0
+            .logic()
+            .begin_execution(
+                &plan.lease_id,
+                &nonce,
+                &plan.execution_id,
+                &plan.argv[0],
+                plan.timeout_ms,
+            )
+            .await
+    }
+
+    async fn end(
+        &self,
+        plan: &ExecPlan,
+        status: ExecutionStatus,
+        exit_code: Option<i32>,
+        sandbox_lost: bool,
+    ) -> Result<ExecutionEnded, BridgeError> {
+        let _serial = self.0.serial.lock().await;
+        self.0
+            .logic()
+            .end_execution(
+                &plan.lease_id,
+                &plan.execution_id,
+                status,
+                exit_code,
+                sandbox_lost,
+            )
+            .await
+    }
+
+    async fn cancel(&self, plan: &ExecPlan) -> Result<CancelResponse, BridgeError> {
+        let _serial = self.0.serial.lock().await;
+        self.0
+            .logic()
+            .cancel(&plan.lease_id, &plan.execution_id)
+            .await
     }
 }
 
@@ -151,6 +304,11 @@ impl LeaseStorage for ObjectStorage<'_> {
             .put(RECORD_KEY, record)
             .await
             .map_err(|error| internal(&format!("writing the lease record: {error}")))
+    }
+
+    async fn claim_nonce(&self, claim: &NonceClaim) -> Result<bool, BridgeError> {
+        claim_in(&self.state.storage().sql(), claim)
+            .map_err(|error| internal(&format!("claiming the request nonce: {error}")))
     }
 
     /// Schedules the alarm at an absolute time (an `i64` would mean an offset to workers-rs),

@@ -9,11 +9,12 @@ use futures_util::SinkExt;
 use worker::{Env, Headers, Response};
 
 use super::body_reader::BodyReader;
-use super::exec::{self, OutputSink};
+use super::exec::{self, OutputSink, RemoteJournal};
 use super::http::random_hex;
 use super::sandbox_stub::{PendingWrite, Sandbox, with_deadline};
 use crate::error::BridgeError;
 use crate::exec::Chunk;
+use crate::replay::NonceClaim;
 use crate::sandbox::SandboxError;
 use crate::script::{
     DEFAULT_FILE_MODE, SOURCE_MISSING_EXIT_CODE, assemble_argv, discard_script, download_argv,
@@ -40,6 +41,7 @@ pub async fn upload(
     env: &Env,
     raw_query: &str,
     body: BodyReader,
+    nonce: NonceClaim,
     authenticated: &Authenticated,
 ) -> Result<UploadResult, BridgeError> {
     let target = UploadTarget::from_query(raw_query)?;
@@ -52,12 +54,14 @@ pub async fn upload(
     let argv = |bytes| assemble_argv(target.format, &staging, &path, mode, bytes);
     let begun = exec::begin(
         env,
+        RemoteJournal::new(env),
         internal_request(
             target.provider_lease_id.clone(),
             execution_id,
             argv(0),
             timeout_ms,
         ),
+        nonce,
     )
     .await?;
     let opener = FrameOpener::new(authenticated.secret.clone(), authenticated.signature);
@@ -72,11 +76,11 @@ pub async fn upload(
             if let Err(cleanup) = begun.sandbox().run_script(&discard_script(&staging)).await {
                 worker::console_error!("discarding an abandoned upload: {cleanup}");
             }
-            return Err(begun.abandon(env, error).await);
+            return Err(begun.abandon(error).await);
         }
     };
     let execution_id = begun.plan().execution_id.clone();
-    let running = begun.with_argv(argv(bytes)).launch(env).await?;
+    let running = begun.with_argv(argv(bytes)).launch().await?;
     let result = exec::drive(running, Some(KEPT_STDERR), &mut Discard).await?;
     check_exit(
         &result,
@@ -165,6 +169,7 @@ fn encode(part: &[u8]) -> String {
 pub async fn download(
     env: &Env,
     request: DownloadRequest,
+    nonce: NonceClaim,
     authenticated: &Authenticated,
 ) -> Result<Response, BridgeError> {
     let source = download_source(&request)?;
@@ -172,15 +177,17 @@ pub async fn download(
     let argv = download_argv(&request, &source);
     let running = exec::begin(
         env,
+        RemoteJournal::new(env),
         internal_request(
             request.provider_lease_id.clone(),
             random_id('d')?,
             argv,
             timeout_ms,
         ),
+        nonce,
     )
     .await?
-    .launch(env)
+    .launch()
     .await?;
     let seed =
         ResponseSignature::sign_streaming(&authenticated.secret, authenticated.nonce.as_str(), 200);

@@ -21,11 +21,13 @@ use bridge_protocol::api::{
     CancelResponse, ExecutionStatus, LeaseResponse, LeaseState, TerminationReceipt,
     TerminationState,
 };
+use bridge_protocol::auth::AuthRejection;
 
 use super::protocol::{ExecutionEnded, ExecutionTicket, LeaseCommand, LeaseRequest};
 use super::record::{AcquireDecision, LeaseRecord};
 use super::settings::AcquirePlan;
 use crate::error::BridgeError;
+use crate::replay::NonceClaim;
 use crate::sandbox::{ExecOutput, SandboxConfiguration, SandboxError, SandboxName};
 use crate::script::{
     KillOutcome, kill_lease_script, kill_script, prepare_script, sentinel_check_script,
@@ -76,6 +78,9 @@ pub trait LeaseStorage {
     /// Replaces the record.
     fn store(&self, record: &LeaseRecord) -> impl Future<Output = Result<(), BridgeError>>;
 
+    /// Remembers a request nonce; `false` if it was already remembered (a replay).
+    fn claim_nonce(&self, claim: &NonceClaim) -> impl Future<Output = Result<bool, BridgeError>>;
+
     /// Makes the object's alarm fire no later than `deadline_ms`.
     fn wake_by(&self, deadline_ms: u64) -> impl Future<Output = Result<(), BridgeError>>;
 
@@ -122,12 +127,13 @@ impl<S: LeaseStorage, B: SandboxCalls> LeaseObjectLogic<S, B> {
             LeaseCommand::Destroy => json(&self.destroy(&lease_id).await?),
             LeaseCommand::Inspect => json(&self.existing(&lease_id).await?.details()),
             LeaseCommand::BeginExecution {
+                nonce,
                 execution_id,
                 command,
                 timeout_ms,
             } => json(
                 &self
-                    .begin_execution(&lease_id, &execution_id, &command, timeout_ms)
+                    .begin_execution(&lease_id, &nonce, &execution_id, &command, timeout_ms)
                     .await?,
             ),
             LeaseCommand::EndExecution {
@@ -328,15 +334,20 @@ impl<S: LeaseStorage, B: SandboxCalls> LeaseObjectLogic<S, B> {
         Ok(receipt(lease_id, TerminationState::Destroyed))
     }
 
-    /// Journals an execution and returns what running it needs.
+    /// Claims the request's nonce, journals an execution and returns what running it needs. The
+    /// nonce is claimed once the lease is known, so a replay can never start a second command.
     pub async fn begin_execution(
         &self,
         lease_id: &str,
+        nonce: &NonceClaim,
         execution_id: &str,
         command: &str,
         timeout_ms: u64,
     ) -> Result<ExecutionTicket, BridgeError> {
         let mut record = self.existing(lease_id).await?;
+        if !self.storage.claim_nonce(nonce).await? {
+            return Err(AuthRejection::ReplayedNonce.into());
+        }
         let now = self.now();
         record.begin_execution(
             execution_id,

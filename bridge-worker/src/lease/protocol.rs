@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::settings::AcquirePlan;
-use bridge_protocol::api::{ExecutionStatus, SessionStrategy};
+use crate::replay::NonceClaim;
+use bridge_protocol::api::{ExecRequest, ExecutionStatus, SessionStrategy};
 
 /// A command addressed to the object of lease `lease_id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,9 +48,12 @@ pub enum LeaseCommand {
     Destroy,
     /// The record for operators. Reply: `LeaseDetails`.
     Inspect,
-    /// Journal an execution and get what running it needs. Reply: [`ExecutionTicket`].
+    /// Claim the request's nonce, journal an execution and get what running it needs. Reply:
+    /// [`ExecutionTicket`]; a nonce seen before is `unauthorized` (`replayed_nonce`).
     #[serde(rename_all = "camelCase")]
     BeginExecution {
+        /// The nonce of the request that asks for the execution.
+        nonce: NonceClaim,
         /// The execution id.
         execution_id: String,
         /// argv[0], for the journal.
@@ -75,6 +79,20 @@ pub enum LeaseCommand {
         /// The execution id.
         execution_id: String,
     },
+}
+
+/// An exec the lease object runs itself, journaling it without any further call: with it, an exec
+/// costs the Worker one Durable Object call (DESIGN §10). Its reply is the exec's answer: a JSON
+/// result or error body for the Worker to sign, or the SSE stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecOrder {
+    /// The request as the client sent it.
+    pub request: ExecRequest,
+    /// Its nonce, claimed in the same step that journals the execution.
+    pub nonce: NonceClaim,
+    /// For an SSE answer, the key whose secret signs the terminal event; `None` for JSON.
+    pub stream_key: Option<String>,
 }
 
 /// What the Worker needs to run a command on a lease.

@@ -2,6 +2,7 @@
 //! on demand.
 
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use bridge_protocol::api::{AcquireLeaseRequest, ExecutionStatus, LeaseState, TerminationState};
@@ -28,6 +29,7 @@ type Log = Rc<RefCell<Vec<Event>>>;
 
 struct FakeStorage {
     record: RefCell<Option<LeaseRecord>>,
+    nonces: RefCell<BTreeSet<String>>,
     alarm: Cell<Option<u64>>,
     clock: Cell<u64>,
     log: Log,
@@ -49,6 +51,10 @@ impl LeaseStorage for &FakeStorage {
             .push(Event::Stored(record.state, journal));
         *self.record.borrow_mut() = Some(record.clone());
         Ok(())
+    }
+
+    async fn claim_nonce(&self, claim: &NonceClaim) -> Result<bool, BridgeError> {
+        Ok(self.nonces.borrow_mut().insert(claim.nonce.clone()))
     }
 
     async fn wake_by(&self, deadline_ms: u64) -> Result<(), BridgeError> {
@@ -138,6 +144,7 @@ impl World {
         let log = Log::default();
         Self {
             storage: FakeStorage {
+                nonces: RefCell::default(),
                 record: RefCell::new(None),
                 alarm: Cell::new(None),
                 clock: Cell::new(1_000_000),
@@ -191,6 +198,15 @@ fn run<F: Future>(future: F) -> F::Output {
         if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
             return output;
         }
+    }
+}
+
+/// The claim of a request nonce.
+fn nonce(value: &str) -> NonceClaim {
+    NonceClaim {
+        nonce: value.to_owned(),
+        remember_until: 2_000,
+        now: 1_000,
     }
 }
 
@@ -309,11 +325,45 @@ fn resume_checks_the_sentinel_first() {
 }
 
 #[test]
+fn a_replayed_nonce_journals_nothing_and_an_unknown_lease_claims_nothing() {
+    let ephemeral = plan(false);
+    let world = acquired(&ephemeral);
+    let logic = world.logic();
+    run(logic.begin_execution(&ephemeral.lease_id, &nonce("n1"), "x1", "true", 1_000))
+        .expect("journaled");
+    let error = run(logic.begin_execution(&ephemeral.lease_id, &nonce("n1"), "x2", "true", 1_000))
+        .expect_err("replayed");
+    assert!(
+        matches!(
+            error,
+            BridgeError::Unauthorized(AuthRejection::ReplayedNonce)
+        ),
+        "{error}"
+    );
+    let journaled: Vec<_> = world
+        .record()
+        .journal
+        .iter()
+        .map(|entry| entry.record.execution_id.clone())
+        .collect();
+    assert_eq!(journaled, ["x1"]);
+
+    let empty = World::new();
+    let error = run(empty
+        .logic()
+        .begin_execution("pcl-none", &nonce("n2"), "x3", "true", 1_000))
+    .expect_err("no such lease");
+    assert!(matches!(error, BridgeError::LeaseNotFound(_)), "{error}");
+    assert!(empty.storage.nonces.borrow().is_empty());
+}
+
+#[test]
 fn release_records_cancellations_before_killing_then_destroys() {
     let ephemeral = plan(false);
     let world = acquired(&ephemeral);
     let logic = world.logic();
-    run(logic.begin_execution(&ephemeral.lease_id, "x1", "sleep", 60_000)).expect("journaled");
+    run(logic.begin_execution(&ephemeral.lease_id, &nonce("n1"), "x1", "sleep", 60_000))
+        .expect("journaled");
     world.take_log();
     let receipt = run(logic.release(&ephemeral.lease_id, true, false)).expect("released");
     assert_eq!(receipt.state, TerminationState::Destroyed);
@@ -371,7 +421,8 @@ fn a_kill_that_cannot_be_confirmed_fails_the_release() {
     let ephemeral = plan(false);
     let world = acquired(&ephemeral);
     let logic = world.logic();
-    run(logic.begin_execution(&ephemeral.lease_id, "x1", "sleep", 60_000)).expect("journaled");
+    run(logic.begin_execution(&ephemeral.lease_id, &nonce("n1"), "x1", "sleep", 60_000))
+        .expect("journaled");
     world.sandbox.kill_exit.set(Some(12));
     world.take_log();
     let error = run(logic.release(&ephemeral.lease_id, false, false)).expect_err("unconfirmed");
@@ -403,7 +454,8 @@ fn the_reaper_kills_abandoned_commands_and_destroys_idle_leases() {
     let ephemeral = plan(false);
     let world = acquired(&ephemeral);
     let logic = world.logic();
-    run(logic.begin_execution(&ephemeral.lease_id, "x1", "sleep", 1_000)).expect("journaled");
+    run(logic.begin_execution(&ephemeral.lease_id, &nonce("n1"), "x1", "sleep", 1_000))
+        .expect("journaled");
     world.take_log();
     run(logic.reap()).expect("nothing due");
     assert!(
