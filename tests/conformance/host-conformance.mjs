@@ -7,8 +7,10 @@
 //   PACKAGE_DIR   the installed plugin package (package.json, dist/, bin/)
 //   BRIDGE_URL, BRIDGE_KEY_ID, BRIDGE_SECRET   the local stack's bridge
 //   ROUND_TRIPS   optional: measure this many execute round trips through the manager
+//   STREAM_BYTES  optional: measure streaming this many bytes into the manager's execute.log sink
 // It prints one line `CONFORMANCE_RESULT {json}` and exits non-zero when any check failed.
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
@@ -29,6 +31,7 @@ const { createPluginWorkerManager } = await hostModule(
 const packageDir = env("PACKAGE_DIR");
 const bridge = { url: env("BRIDGE_URL"), keyId: env("BRIDGE_KEY_ID"), secret: env("BRIDGE_SECRET") };
 const roundTrips = Number(process.env.ROUND_TRIPS ?? "0");
+const streamBytes = Number(process.env.STREAM_BYTES ?? "0");
 
 const packageJson = JSON.parse(await readFile(`${packageDir}/package.json`, "utf8"));
 const manifest = (await import(pathToFileURL(`${packageDir}/${packageJson.paperclipPlugin.manifest}`).href)).default;
@@ -219,6 +222,36 @@ if (roundTrips > 0) {
     samples.sort((a, b) => a - b);
     const at = (quantile) => samples[Math.round((samples.length - 1) * quantile)];
     measurements.executeRoundTripMs = { p50: at(0.5), p90: at(0.9), p99: at(0.99), runs: samples.length };
+  });
+}
+
+if (streamBytes > 0) {
+  await check(`${streamBytes} bytes streamed into the host's execute.log, byte-exact`, async () => {
+    const line = "the-quick-brown-fox-jumps-over-the-lazy-dog\n";
+    const expected = createHash("sha256")
+      .update(line.repeat(Math.ceil(streamBytes / line.length)).slice(0, streamBytes))
+      .digest("hex");
+    const rates = [];
+    for (let run = 0; run < 3; run += 1) {
+      const hash = createHash("sha256");
+      let bytes = 0;
+      const started = performance.now();
+      const result = await execute(
+        { command: "sh", args: ["-c", `yes ${line.trim()} | head -c ${streamBytes}`] },
+        (stream, chunk) => {
+          if (stream !== "stdout") return;
+          hash.update(chunk);
+          bytes += Buffer.byteLength(chunk);
+        },
+      );
+      const seconds = (performance.now() - started) / 1000;
+      assert(result.exitCode === 0, `exit ${result.exitCode}: ${result.stderr}`);
+      assert(bytes === streamBytes, `${bytes} of ${streamBytes} bytes reached the sink`);
+      assert(hash.digest("hex") === expected, "the streamed bytes differ from the output");
+      rates.push(streamBytes / 1_048_576 / seconds);
+    }
+    rates.sort((a, b) => a - b);
+    measurements.executeLogStream = { bytes: streamBytes, runs: rates.length, mibPerSecond: rates[1] };
   });
 }
 

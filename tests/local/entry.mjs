@@ -2,10 +2,56 @@
 // unmodified Sandbox Durable Object of @cloudflare/sandbox. Only its container is different: there
 // is no Docker here, so the object gets a stand-in `ctx.container` whose port 3000 is the
 // `local-sandbox` server named by the LOCAL_SANDBOX_URL var. Never deployed.
+//
+// It also counts, for `cargo xtask bench`, every call each Durable Object class receives and how
+// long the calls take at each boundary (`GET /_local/profile`): DO calls per exec are measured
+// where the objects receive them, not estimated. The classes are the bridge's own, subclassed
+// only to count.
 import { Sandbox as SdkSandbox } from "@cloudflare/sandbox";
+import Bridge, {
+  LeaseObject as BridgeLeaseObject,
+  ReplayGuard as BridgeReplayGuard,
+} from "../../bridge-worker/build/index.js";
 
 export * from "../../bridge-worker/build/index.js";
-export { default } from "../../bridge-worker/build/index.js";
+
+const PROFILE_PATH = "/_local/profile";
+
+// Per boundary: how many calls, and their summed duration in milliseconds (workerd's clock
+// advances across I/O, which is all these spans contain).
+const spans = {};
+
+async function timed(name, call) {
+  const started = performance.now();
+  try {
+    return await call();
+  } finally {
+    const span = (spans[name] ??= { calls: 0, totalMs: 0 });
+    span.calls += 1;
+    span.totalMs += performance.now() - started;
+  }
+}
+
+export default class extends Bridge {
+  async fetch(request) {
+    if (new URL(request.url).pathname === PROFILE_PATH) {
+      return Response.json(spans);
+    }
+    return timed("worker", () => super.fetch(request));
+  }
+}
+
+export class LeaseObject extends BridgeLeaseObject {
+  fetch(request) {
+    return timed("leaseObject", () => super.fetch(request));
+  }
+}
+
+export class ReplayGuard extends BridgeReplayGuard {
+  fetch(request) {
+    return timed("replayGuard", () => super.fetch(request));
+  }
+}
 
 export class Sandbox extends SdkSandbox {
   constructor(ctx, env) {
@@ -16,6 +62,20 @@ export class Sandbox extends SdkSandbox {
     }
     super(ctx, env);
   }
+}
+
+// The RPC methods the bridge calls (the SDK never calls them on itself), each counted and timed.
+for (const name of [
+  "configure",
+  "execWithSessionToken",
+  "execStreamWithSessionToken",
+  "writeFile",
+  "deleteFile",
+  "destroy",
+]) {
+  Sandbox.prototype[name] = function (...args) {
+    return timed("sandbox", () => SdkSandbox.prototype[name].apply(this, args));
+  };
 }
 
 function requireUrl(value) {
@@ -68,7 +128,9 @@ function localContainer(baseUrl, sandboxId) {
       return {
         fetch(url, init) {
           const target = new URL(url);
-          return fetch(`${baseUrl}${target.pathname}${target.search}`, init);
+          return timed("container", () =>
+            fetch(`${baseUrl}${target.pathname}${target.search}`, init),
+          );
         },
       };
     },

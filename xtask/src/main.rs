@@ -25,7 +25,9 @@ commands:
           --no-host: drive the plugin alone, without the Paperclip server)
   package build the plugin's npm package (directory and tarball) with the optimised binary
   manifest  rewrite plugin/npm/dist/manifest.js from the binary's manifest
-  bench   measure round-trip overhead, streaming throughput and memory, Worker size
+  bench   measure every performance target (DESIGN §10) and print pass/fail; writes
+          target/bench/bench.json (`bench exec`: only round trips, DO calls and streaming;
+          `bench sync`: only native file sync)
   test    setup, then fmt, clippy (native + wasm32), unit and end-to-end tests, deploy dry run
   ci      the same as test (what .ci/run runs)";
 
@@ -45,8 +47,10 @@ fn main() -> ExitCode {
         ["demo", "--no-host"] => setup::run().and_then(|()| stack::demo_plugin_only()),
         ["package"] => package::run(),
         ["manifest"] => package::manifest(),
+        ["bench", ..] if cfg!(debug_assertions) => bench::run_optimised(&args),
         ["bench"] => setup::run().and_then(|()| bench::run()),
         ["bench", "sync"] => setup::run().and_then(|()| bench::run_sync()),
+        ["bench", "exec"] => setup::run().and_then(|()| bench::run_exec()),
         ["test" | "ci"] => setup::run().and_then(|()| test::run()),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");

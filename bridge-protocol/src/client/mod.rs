@@ -146,6 +146,11 @@ impl<T: Transport> BridgeClient<T> {
         }
     }
 
+    /// The origin requests go to.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
     /// Signs a request now, with a fresh nonce.
     pub fn prepare(
         &self,

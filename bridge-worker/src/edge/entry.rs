@@ -2,7 +2,7 @@
 
 use worker::{Context, Env, Request, Response, event};
 
-use super::body_reader::BodyReader;
+use super::byte_reader::{ByteReader, unreadable_body};
 use super::handlers::{self, Answer, Call};
 use super::http::{self, Reply};
 use super::replay_guard;
@@ -75,9 +75,12 @@ async fn serve(
         return refuse(error);
     }
     let framed = match request.inner().body().filter(|_| framed) {
-        Some(stream) => match BodyReader::new(&stream) {
+        Some(stream) => match ByteReader::filling(&stream) {
             Ok(reader) => Some(reader),
-            Err(error) => return (Answer::Json(Reply::error(&error)), Some(authenticated)),
+            Err(error) => {
+                let error = unreadable_body(&error);
+                return (Answer::Json(Reply::error(&error)), Some(authenticated));
+            }
         },
         None if framed => {
             let error = BridgeError::InvalidRequest("a framed upload needs a body".into());

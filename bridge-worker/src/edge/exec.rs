@@ -13,12 +13,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures_channel::mpsc;
-use futures_util::{FutureExt, SinkExt, StreamExt, select};
-use worker::{ByteStream, Delay, Env, Headers, Response};
+use futures_util::{FutureExt, SinkExt, select};
+use worker::{Delay, Env, Headers, Response};
 
+use super::byte_reader::ByteReader;
 use super::http::random_hex;
 use super::lease_object::{self, SandboxBinding};
-use super::sandbox_stub::Sandbox;
+use super::sandbox_stub::{Sandbox, js_message};
 use crate::error::BridgeError;
 use crate::exec::{Chunk, Conclusion, EndRecord, Ending, ExecPlan, OutputTracker, Unconcluded};
 use crate::lease::object::stop_execution;
@@ -128,7 +129,7 @@ pub(super) struct Running<J> {
     plan: ExecPlan,
     env: Env,
     journal: J,
-    output: ByteStream,
+    output: ByteReader,
     end_record: EndRecord,
     started_ms: u64,
 }
@@ -360,7 +361,7 @@ async fn launch(
     plan: &ExecPlan,
     ticket: &ExecutionTicket,
     end_record: &EndRecord,
-) -> Result<ByteStream, SandboxError> {
+) -> Result<ByteReader, SandboxError> {
     if let Some(stdin) = &plan.stdin {
         sandbox
             .write_file(&stdin_path(&plan.execution_id), stdin)
@@ -387,9 +388,13 @@ async fn launch(
         (EXECUTION_ENV_VAR.to_owned(), plan.execution_id.clone()),
         (LEASE_ENV_VAR.to_owned(), plan.lease_id.clone()),
     ]);
-    Ok(ByteStream::from(
-        sandbox.exec_stream(&script, marker).await?,
-    ))
+    let stream = sandbox.exec_stream(&script, marker).await?;
+    ByteReader::prompt(&stream).map_err(|error| {
+        SandboxError::Protocol(format!(
+            "the sandbox's output stream cannot be read: {}",
+            js_message(&error)
+        ))
+    })
 }
 
 /// Follows the command to its end and concludes it, exactly once; `retain_limit` as in
@@ -419,9 +424,9 @@ pub(super) async fn drive<J: Journal>(
         select! {
             bytes = output.next().fuse() => {
                 let bytes = match bytes {
-                    Some(Ok(bytes)) => bytes,
-                    Some(Err(error)) => break 'follow Ending::Failed(format!("the sandbox's output stream failed: {error}")),
-                    None => break 'follow Ending::Failed("the sandbox's output stream ended without an exit status".into()),
+                    Ok(Some(bytes)) => bytes,
+                    Err(error) => break 'follow Ending::Failed(format!("the sandbox's output stream failed: {}", js_message(&error))),
+                    Ok(None) => break 'follow Ending::Failed("the sandbox's output stream ended without an exit status".into()),
                 };
                 for item in decoder.push(&bytes) {
                     let SseItem::Event(event) = item else { continue };

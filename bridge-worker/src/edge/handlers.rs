@@ -3,7 +3,7 @@
 use serde::de::DeserializeOwned;
 use worker::{Env, Response};
 
-use super::body_reader::BodyReader;
+use super::byte_reader::ByteReader;
 use super::http::{Reply, unix_millis};
 use super::sandbox_stub::{Sandbox, with_deadline};
 use super::{exec, lease_object, transfer};
@@ -37,7 +37,7 @@ pub struct Call<'a> {
     /// The raw query, as signed.
     pub raw_query: &'a str,
     /// A framed body, still to be read and verified frame by frame.
-    pub framed: Option<BodyReader>,
+    pub framed: Option<ByteReader>,
     /// The client asked for `text/event-stream`.
     pub wants_stream: bool,
     /// Who signed it (streams sign their terminal event with it).

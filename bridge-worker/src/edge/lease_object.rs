@@ -4,7 +4,7 @@
 //! it decides is `lease::object`'s; this is the glue to storage, the alarm and the `Sandbox`
 //! binding.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use futures_util::lock::Mutex;
@@ -113,6 +113,8 @@ struct LeaseCore {
     /// When the alarm is known to be set for (in this instance's lifetime); an earlier alarm
     /// re-arms itself, so a later deadline needs no storage write.
     armed_at: Cell<Option<u64>>,
+    /// The record as last read or written by this instance.
+    record: RefCell<Option<LeaseRecord>>,
 }
 
 impl DurableObject for LeaseObject {
@@ -123,6 +125,7 @@ impl DurableObject for LeaseObject {
                 env,
                 serial: Mutex::new(()),
                 armed_at: Cell::new(None),
+                record: RefCell::new(None),
             }),
         }
     }
@@ -227,6 +230,7 @@ impl LeaseCore {
         ObjectStorage {
             state: &self.state,
             armed_at: &self.armed_at,
+            record: &self.record,
         }
     }
 }
@@ -287,15 +291,24 @@ impl Journal for ObjectJournal {
 struct ObjectStorage<'a> {
     state: &'a State,
     armed_at: &'a Cell<Option<u64>>,
+    record: &'a RefCell<Option<LeaseRecord>>,
 }
 
 impl LeaseStorage for ObjectStorage<'_> {
+    /// The record as this instance last read or wrote it: the object is its only writer, so
+    /// storage is read once per instance.
     async fn load(&self) -> Result<Option<LeaseRecord>, BridgeError> {
-        self.state
+        if let Some(record) = self.record.borrow().as_ref() {
+            return Ok(Some(record.clone()));
+        }
+        let stored: Option<LeaseRecord> = self
+            .state
             .storage()
             .get(RECORD_KEY)
             .await
-            .map_err(|error| internal(&format!("reading the lease record: {error}")))
+            .map_err(|error| internal(&format!("reading the lease record: {error}")))?;
+        self.record.replace(stored.clone());
+        Ok(stored)
     }
 
     async fn store(&self, record: &LeaseRecord) -> Result<(), BridgeError> {
@@ -303,7 +316,9 @@ impl LeaseStorage for ObjectStorage<'_> {
             .storage()
             .put(RECORD_KEY, record)
             .await
-            .map_err(|error| internal(&format!("writing the lease record: {error}")))
+            .map_err(|error| internal(&format!("writing the lease record: {error}")))?;
+        self.record.replace(Some(record.clone()));
+        Ok(())
     }
 
     async fn claim_nonce(&self, claim: &NonceClaim) -> Result<bool, BridgeError> {

@@ -1,7 +1,7 @@
 //! The Workers-runtime glue: entry point, Durable Objects and the `Sandbox` binding. Everything
 //! that can be decided without the runtime is decided by the target-independent modules.
 
-mod body_reader;
+mod byte_reader;
 mod entry;
 mod exec;
 mod handlers;

@@ -8,7 +8,7 @@ use futures_channel::mpsc;
 use futures_util::SinkExt;
 use worker::{Env, Headers, Response};
 
-use super::body_reader::BodyReader;
+use super::byte_reader::{ByteReader, unreadable_body};
 use super::exec::{self, OutputSink, RemoteJournal};
 use super::http::random_hex;
 use super::sandbox_stub::{PendingWrite, Sandbox, with_deadline};
@@ -40,7 +40,7 @@ const FRAME_BUFFER: usize = 16;
 pub async fn upload(
     env: &Env,
     raw_query: &str,
-    body: BodyReader,
+    body: ByteReader,
     nonce: NonceClaim,
     authenticated: &Authenticated,
 ) -> Result<UploadResult, BridgeError> {
@@ -100,7 +100,7 @@ pub async fn upload(
 async fn receive_parts(
     sandbox: &Sandbox,
     staging: &str,
-    body: BodyReader,
+    body: ByteReader,
     opener: FrameOpener,
 ) -> Result<u64, BridgeError> {
     let mut in_flight = None;
@@ -124,12 +124,12 @@ async fn receive_parts(
 async fn receive_into(
     sandbox: &Sandbox,
     staging: &str,
-    mut body: BodyReader,
+    mut body: ByteReader,
     mut opener: FrameOpener,
     in_flight: &mut Option<PendingWrite>,
 ) -> Result<(u32, Option<Vec<u8>>, u64), BridgeError> {
     let mut splitter = PartSplitter::default();
-    while let Some(bytes) = body.next().await? {
+    while let Some(bytes) = body.next().await.map_err(|error| unreadable_body(&error))? {
         for frame in opener.push(&bytes)? {
             match frame {
                 Frame::Data(data) => {

@@ -8,6 +8,7 @@ pub mod paperclip;
 pub mod plugin_package;
 mod process;
 mod stack;
+mod workerd;
 mod wrangler;
 
 use std::io::{self, Read, Write};
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 pub use process::ProcessGroup;
 pub use stack::{LocalStack, StackKeys, StackOptions, write_private};
+pub use workerd::{worker_socket, workerd_pids, workerd_rss};
 pub use wrangler::{WranglerDev, WranglerDevOptions, prepend_path};
 
 /// Why the local stack could not be started.

@@ -10,6 +10,8 @@ use super::local_sandbox::LocalSandboxServer;
 use super::wrangler::{WranglerDev, WranglerDevOptions};
 use super::{HarnessError, free_loopback_addr};
 use crate::client::{BridgeClient, CredentialsError, connect};
+use bridge_protocol::auth::{KeyId, SecretKey};
+use bridge_protocol::client::ReqwestTransport;
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -158,6 +160,28 @@ impl LocalStack {
     /// Restarts the bridge (workerd) on the same address and Durable Object storage.
     pub fn restart_bridge(&mut self) -> Result<(), HarnessError> {
         self.bridge.restart()
+    }
+
+    /// A signed client of the Worker at workerd's own socket, past wrangler's dev proxy (which a
+    /// deployed Worker does not have), sending the pinned `Host` as the proxy does; `None` when
+    /// the socket cannot be found.
+    pub fn worker_socket_client(&self) -> Option<BridgeClient> {
+        let proxy = self.bridge_url().strip_prefix("http://")?.parse().ok()?;
+        let socket = super::worker_socket(self.bridge_process_group(), proxy)?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::HOST, self.bridge_host.parse().ok()?);
+        let http = crate::http_client_builder()
+            .default_headers(headers)
+            .build()
+            .ok()?;
+        let (key_id, secret) = &self.keys.primary;
+        Some(BridgeClient::new(
+            ReqwestTransport::new(http),
+            &format!("http://{socket}"),
+            &self.bridge_host,
+            KeyId::parse(key_id).ok()?,
+            SecretKey::new(secret).ok()?,
+        ))
     }
 
     /// Process group of the bridge (`wrangler dev` and workerd), for measurements.

@@ -1,6 +1,6 @@
 //! Plugin measurements: worker start-up through the package's shim, idle and busy memory, 64 MiB
-//! streamed through the plugin as `execute.log`, and execute round trips through the real
-//! Paperclip worker manager.
+//! streamed through the plugin as `execute.log` to a host loop of ours and into the real Paperclip
+//! worker manager's `execute.log` sink, and execute round trips through that manager.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -49,15 +49,17 @@ pub async fn measure(stack: &LocalStack, package: &Path, binary: &Path) -> Resul
     let streaming = stream_through_plugin(binary, &config).await?;
 
     announce(&format!(
-        "bench: execute round trips through @paperclipai/server's worker manager ({MANAGER_ROUND_TRIPS} runs)"
+        "bench: execute round trips ({MANAGER_ROUND_TRIPS} runs) and 64 MiB into execute.log \
+         through @paperclipai/server's worker manager"
     ));
-    let manager = manager_round_trips(stack, package).await?;
+    let manager = manager_measurements(stack, package).await?;
 
     Ok(json!({
         "forkToInitializeMs": median(&mut starts),
         "idleRssMiB": median(&mut idle) / 1_048_576.0,
         "stream": streaming,
-        "managerExecuteRoundTripMs": manager,
+        "managerExecuteRoundTripMs": manager["executeRoundTripMs"],
+        "executeLogStream": manager["executeLogStream"],
     }))
 }
 
@@ -159,10 +161,12 @@ async fn stream_through_plugin(binary: &Path, config: &Value) -> Result<Value> {
     }))
 }
 
-/// Runs the conformance script with round trips enabled and returns its measurement.
-async fn manager_round_trips(stack: &LocalStack, package: &Path) -> Result<Value> {
+/// Runs the conformance script with its measurements enabled and returns them.
+async fn manager_measurements(stack: &LocalStack, package: &Path) -> Result<Value> {
     let mut command = conformance::command(stack, package, MANAGER_ROUND_TRIPS)?;
-    command.env("PAPERCLIP_LOG_LEVEL", "error");
+    command
+        .env("PAPERCLIP_LOG_LEVEL", "error")
+        .env("STREAM_BYTES", STREAM_BYTES.to_string());
     let output = Command::from(command).output().await?;
     let text = String::from_utf8_lossy(&output.stdout);
     let summary = text
@@ -173,7 +177,7 @@ async fn manager_round_trips(stack: &LocalStack, package: &Path) -> Result<Value
     if !output.status.success() {
         bail!("the conformance script failed: {summary}");
     }
-    Ok(summary["measurements"]["executeRoundTripMs"].clone())
+    Ok(summary["measurements"].clone())
 }
 
 /// A memory figure (`VmRSS:`, `VmHWM:`) of process `pid` in bytes.

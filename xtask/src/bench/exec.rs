@@ -1,0 +1,393 @@
+//! Exec round trips and output streaming through the bridge on the local stack.
+//!
+//! Round trips: `exec true` in the two request shapes the plugin sends, interleaved with the same
+//! command sent straight to local-sandbox (the container's floor). Each shape is measured twice:
+//! at the Worker's own workerd socket, as a deployed Worker is reached, and through wrangler's
+//! dev proxy, which only the local stack has. The Durable Object calls are counted where the
+//! objects receive them (`tests/local/entry.mjs`), and the same counters time each boundary of an
+//! exec for the breakdown.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bridge_protocol::api::{
+    AcquireLeaseRequest, ExecRequest, ExecResult, LeaseResponse, SessionMode,
+};
+use bridge_protocol::routes::Route;
+use bridge_tests::client::{BridgeClient, StreamEvent, stream_to_end};
+use bridge_tests::harness::{LocalStack, workerd_rss};
+use bridge_tests::local_sandbox::SESSIONLESS;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{Stats, median, ms};
+use crate::command::announce;
+
+/// Round trips measured per series.
+const ROUND_TRIPS: usize = 300;
+/// Round trips run first and thrown away (isolate and JIT warm-up).
+const WARM_UP: usize = 30;
+/// Execs per shape timed boundary by boundary for the breakdown.
+const BREAKDOWN_RUNS: usize = 100;
+/// Size of the streaming measurement.
+pub const STREAM_BYTES: usize = 64 * 1024 * 1024;
+/// Streams measured; the median is reported (the first run also pays for warming workerd up).
+const STREAM_RUNS: usize = 5;
+/// The line the streamed output repeats.
+pub const STREAM_LINE: &str = "the-quick-brown-fox-jumps-over-the-lazy-dog\n";
+
+/// An `exec true` request as the plugin shapes it.
+struct Shape {
+    key: &'static str,
+    request: ExecRequest,
+}
+
+/// The plugin's two shapes: an agent's command (the lease's session, a login shell, the lease's
+/// directory, a timeout) and its own or the host's control commands (no session, no login shell).
+fn shapes(lease: &LeaseResponse) -> [Shape; 2] {
+    let control = ExecRequest {
+        provider_lease_id: lease.provider_lease_id.clone(),
+        command: "true".into(),
+        session: SessionMode::None,
+        login_shell: Some(false),
+        ..ExecRequest::default()
+    };
+    let agent = ExecRequest {
+        session: SessionMode::Named,
+        login_shell: Some(true),
+        cwd: Some(lease.remote_cwd.clone()),
+        timeout_ms: Some(300_000),
+        ..control.clone()
+    };
+    [
+        Shape {
+            key: "agent",
+            request: agent,
+        },
+        Shape {
+            key: "control",
+            request: control,
+        },
+    ]
+}
+
+/// Round trips, DO calls, the breakdown and streaming, as JSON.
+pub async fn measure(stack: &LocalStack, client: &BridgeClient) -> Result<Value> {
+    let at_socket = stack
+        .worker_socket_client()
+        .context("cannot find the Worker's own socket behind wrangler's proxy")?;
+    let lease: LeaseResponse = client
+        .post(
+            Route::AcquireLease,
+            &AcquireLeaseRequest {
+                environment_id: "bench".into(),
+                run_id: "bench-run".into(),
+                ..AcquireLeaseRequest::default()
+            },
+        )
+        .await?;
+    let shapes = shapes(&lease);
+    let round_trips = round_trips(stack, client, &at_socket, &shapes).await?;
+    let breakdown = breakdown(stack, &at_socket, &shapes).await?;
+    let streaming = streaming(stack, &at_socket, client, &lease).await?;
+    client
+        .fetch::<Value>(Route::DestroyLease(lease.provider_lease_id))
+        .await?;
+    Ok(json!({ "roundTrip": round_trips, "breakdown": breakdown, "streaming": streaming }))
+}
+
+async fn round_trips(
+    stack: &LocalStack,
+    via_proxy: &BridgeClient,
+    at_socket: &BridgeClient,
+    shapes: &[Shape; 2],
+) -> Result<Value> {
+    announce(&format!(
+        "bench: `true` round trips, two request shapes at workerd and through wrangler's proxy, \
+         interleaved with direct local-sandbox calls ({ROUND_TRIPS} each)"
+    ));
+    let sandbox = sandbox_id(stack).await?;
+    let local_sandbox = stack.local_sandbox().base_url();
+    let http = bridge_tests::http_client();
+    let direct_body = json!({ "command": "true", "sessionId": SESSIONLESS });
+    let direct = || async {
+        let response = http
+            .post(format!("{local_sandbox}/api/execute"))
+            .header("X-Sandbox-Id", &sandbox)
+            .json(&direct_body)
+            .send()
+            .await?;
+        let status = response.status();
+        response.bytes().await?;
+        if !status.is_success() {
+            bail!("direct local-sandbox call failed: {status}");
+        }
+        Ok(())
+    };
+    let healthz = |client: &BridgeClient| {
+        let url = format!("{}/healthz", client.base_url());
+        let http = http.clone();
+        async move {
+            http.get(url)
+                .send()
+                .await?
+                .error_for_status()?
+                .bytes()
+                .await?;
+            anyhow::Ok(())
+        }
+    };
+    let paths = [("socket", at_socket), ("proxy", via_proxy)];
+    let mut series: Vec<(String, Vec<Duration>)> = Vec::new();
+    let mut record = |name: String, index: usize, elapsed: Duration| {
+        if index < WARM_UP {
+            return;
+        }
+        match series.iter_mut().find(|(key, _)| *key == name) {
+            Some((_, samples)) => samples.push(elapsed),
+            None => series.push((name, vec![elapsed])),
+        }
+    };
+    let before = profile(stack).await?;
+    let mut execs = 0usize;
+    for index in 0..WARM_UP + ROUND_TRIPS {
+        let started = Instant::now();
+        direct().await?;
+        record("direct".into(), index, started.elapsed());
+        for (path, client) in paths {
+            let started = Instant::now();
+            healthz(client).await?;
+            record(format!("healthz/{path}"), index, started.elapsed());
+            for shape in shapes {
+                let started = Instant::now();
+                let result: ExecResult = client.post(Route::Exec, &shape.request).await?;
+                record(format!("{}/{path}", shape.key), index, started.elapsed());
+                if result.exit_code != Some(0) {
+                    bail!(
+                        "`true` ({}) through the bridge failed: {result:?}",
+                        shape.key
+                    );
+                }
+                execs += 1;
+            }
+        }
+    }
+    let after = profile(stack).await?;
+    let calls = |name: &str| calls_between(&before, &after, name) / execs as f64;
+    let mut report = serde_json::Map::new();
+    let direct = stats_of(&mut series, "direct");
+    for (name, samples) in &mut series {
+        let stats = Stats::of(samples);
+        let mut entry = stats.json();
+        if name != "direct" && !name.starts_with("healthz") {
+            entry["overheadP50Ms"] = json!(ms(stats.p50.saturating_sub(direct.p50)));
+            entry["overheadP99Ms"] = json!(ms(stats.p99.saturating_sub(direct.p99)));
+        }
+        report.insert(name.clone(), entry);
+    }
+    report.insert("runs".into(), json!(ROUND_TRIPS));
+    report.insert(
+        "durableObjectCallsPerExec".into(),
+        json!({
+            "leaseObject": calls("leaseObject"),
+            "replayGuard": calls("replayGuard"),
+            "sandbox": calls("sandbox"),
+            "besidesSandbox": calls("leaseObject") + calls("replayGuard"),
+        }),
+    );
+    Ok(Value::Object(report))
+}
+
+/// The statistics of series `name`.
+fn stats_of(series: &mut [(String, Vec<Duration>)], name: &str) -> Stats {
+    let samples = series
+        .iter_mut()
+        .find(|(key, _)| key == name)
+        .map(|(_, samples)| samples.as_mut_slice())
+        .unwrap_or_default();
+    Stats::of(samples)
+}
+
+/// Where the time of one exec goes, boundary by boundary, per shape (means over
+/// [`BREAKDOWN_RUNS`] execs at the Worker's socket).
+async fn breakdown(
+    stack: &LocalStack,
+    client: &BridgeClient,
+    shapes: &[Shape; 2],
+) -> Result<Value> {
+    announce(&format!(
+        "bench: where an exec's time goes, boundary by boundary ({BREAKDOWN_RUNS} per shape)"
+    ));
+    let mut report = serde_json::Map::new();
+    for shape in shapes {
+        let before = profile(stack).await?;
+        let started = Instant::now();
+        for _ in 0..BREAKDOWN_RUNS {
+            let _: ExecResult = client.post(Route::Exec, &shape.request).await?;
+        }
+        let client_ms = ms(started.elapsed()) / BREAKDOWN_RUNS as f64;
+        let after = profile(stack).await?;
+        let mean = |name: &str| total_ms_between(&before, &after, name) / BREAKDOWN_RUNS as f64;
+        let (worker, lease, sandbox, container) = (
+            mean("worker"),
+            mean("leaseObject"),
+            mean("sandbox"),
+            mean("container"),
+        );
+        report.insert(
+            shape.key.into(),
+            json!({
+                "clientMs": client_ms,
+                "outsideWorkerMs": client_ms - worker,
+                "workerMs": worker - lease,
+                "leaseObjectMs": lease - sandbox,
+                "sandboxSdkMs": sandbox - container,
+                "containerUntilStreamMs": container,
+            }),
+        );
+    }
+    Ok(Value::Object(report))
+}
+
+/// 64 MiB streamed at the Worker's socket (the target) and through wrangler's proxy, with
+/// workerd's memory sampled throughout.
+async fn streaming(
+    stack: &LocalStack,
+    at_socket: &BridgeClient,
+    via_proxy: &BridgeClient,
+    lease: &LeaseResponse,
+) -> Result<Value> {
+    announce(&format!(
+        "bench: {} MiB of output through the bridge as an SSE stream ({STREAM_RUNS} runs at \
+         workerd, {STREAM_RUNS} through wrangler's proxy)",
+        STREAM_BYTES >> 20
+    ));
+    let group = stack.bridge_process_group();
+    let idle_rss = workerd_rss(group);
+    let (stop_sampling, sampling) = tokio::sync::oneshot::channel::<()>();
+    let sampler = tokio::spawn(peak_rss_of_workerd(group, sampling));
+    let request = ExecRequest {
+        provider_lease_id: lease.provider_lease_id.clone(),
+        command: "sh".into(),
+        args: vec![
+            "-c".into(),
+            format!("yes {} | head -c {STREAM_BYTES}", STREAM_LINE.trim_end()),
+        ],
+        session: SessionMode::None,
+        login_shell: Some(false),
+        ..ExecRequest::default()
+    };
+    let mut at_socket_runs = Vec::with_capacity(STREAM_RUNS);
+    let mut via_proxy_runs = Vec::with_capacity(STREAM_RUNS);
+    for _ in 0..STREAM_RUNS {
+        at_socket_runs.push(stream_once(at_socket, &request).await?);
+        via_proxy_runs.push(stream_once(via_proxy, &request).await?);
+    }
+    stop_sampling.send(()).ok();
+    let peak_rss = sampler.await?;
+    let first_run = at_socket_runs[0].0;
+    let (mut rates, mut first_chunks): (Vec<f64>, Vec<f64>) = at_socket_runs.into_iter().unzip();
+    let mut proxy_rates: Vec<f64> = via_proxy_runs.into_iter().map(|(rate, _)| rate).collect();
+    let idle_mib = idle_rss as f64 / 1_048_576.0;
+    Ok(json!({
+        "bytes": STREAM_BYTES,
+        "runs": STREAM_RUNS,
+        "byteExact": true,
+        "mibPerSecond": median(&mut rates),
+        "throughProxyMibPerSecond": median(&mut proxy_rates),
+        "firstRunMibPerSecond": first_run,
+        "firstChunkMs": median(&mut first_chunks),
+        "workerdRssIdleMiB": idle_mib,
+        "workerdRssPeakMiB": peak_rss as f64 / 1_048_576.0,
+        "workerdRssLimitMiB": 1.5 * idle_mib + (STREAM_BYTES >> 20) as f64,
+    }))
+}
+
+/// Streams `request` once, checking every byte; returns MiB/s and the first chunk's delay in ms.
+async fn stream_once(client: &BridgeClient, request: &ExecRequest) -> Result<(f64, f64)> {
+    let expected = expected_stream_digest();
+    let mut received = 0usize;
+    let mut digest = Sha256::new();
+    let started = Instant::now();
+    let mut first_chunk = None;
+    let end = stream_to_end(client, request, |item| {
+        if let StreamEvent::Output { data, .. } = item {
+            first_chunk.get_or_insert_with(|| started.elapsed());
+            received += data.len();
+            digest.update(data.as_bytes());
+        }
+    })
+    .await?;
+    let elapsed = started.elapsed();
+    if !matches!(end, StreamEvent::Complete(ref result) if result.exit_code == Some(0))
+        || received != STREAM_BYTES
+    {
+        bail!("the stream did not complete: {end:?}, {received} bytes");
+    }
+    if digest.finalize()[..] != expected[..] {
+        bail!("the streamed bytes differ from the command's output");
+    }
+    Ok((
+        STREAM_BYTES as f64 / 1_048_576.0 / elapsed.as_secs_f64(),
+        first_chunk.map_or(f64::NAN, ms),
+    ))
+}
+
+/// SHA-256 of what the streaming command prints.
+fn expected_stream_digest() -> [u8; 32] {
+    let mut digest = Sha256::new();
+    let mut left = STREAM_BYTES;
+    while left > 0 {
+        let take = left.min(STREAM_LINE.len());
+        digest.update(&STREAM_LINE.as_bytes()[..take]);
+        left -= take;
+    }
+    digest.finalize().into()
+}
+
+/// The boundary counters of the local entry (`tests/local/entry.mjs`).
+async fn profile(stack: &LocalStack) -> Result<Value> {
+    Ok(bridge_tests::http_client()
+        .get(format!("{}/_local/profile", stack.bridge_url()))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?)
+}
+
+fn calls_between(before: &Value, after: &Value, name: &str) -> f64 {
+    let calls = |profile: &Value| profile[name]["calls"].as_f64().unwrap_or(0.0);
+    calls(after) - calls(before)
+}
+
+fn total_ms_between(before: &Value, after: &Value, name: &str) -> f64 {
+    let total = |profile: &Value| profile[name]["totalMs"].as_f64().unwrap_or(0.0);
+    total(after) - total(before)
+}
+
+/// The one sandbox local-sandbox has: the bench lease's.
+async fn sandbox_id(stack: &LocalStack) -> Result<String> {
+    let info: Value = bridge_tests::http_client()
+        .get(format!("{}/_local/info", stack.local_sandbox().base_url()))
+        .send()
+        .await?
+        .json()
+        .await?;
+    info["sandboxes"][0]
+        .as_str()
+        .map(str::to_owned)
+        .context("local-sandbox has no sandbox for the bench lease")
+}
+
+/// Samples workerd's memory every 20 ms until told to stop; returns the peak.
+async fn peak_rss_of_workerd(group: u32, mut stop: tokio::sync::oneshot::Receiver<()>) -> u64 {
+    let mut peak = 0;
+    loop {
+        peak = peak.max(workerd_rss(group));
+        tokio::select! {
+            _ = &mut stop => return peak,
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
+}
