@@ -78,6 +78,54 @@ pub struct LocalStack {
     work_dir: PathBuf,
 }
 
+/// How often the bridge is started on fresh ports when the ones picked were taken meanwhile
+/// (another process, or workerd's own random ports, can bind a port between our pick and
+/// wrangler's bind).
+const PORT_ATTEMPTS: u32 = 3;
+/// What wrangler prints when its port was taken.
+const PORT_TAKEN: &str = "Address already in use";
+
+/// Starts the bridge on free ports, pointed at `local_sandbox`; returns it and its pinned host.
+fn start_bridge(
+    options: &StackOptions,
+    keys: &StackKeys,
+    local_sandbox: &LocalSandboxServer,
+) -> Result<(WranglerDev, String), HarnessError> {
+    let addr = free_loopback_addr()?;
+    let inspector_port = free_loopback_addr()?.port();
+    let bridge_host = addr.to_string();
+    let mut vars = vec![
+        (
+            "BRIDGE_HOST".to_owned(),
+            if options.pin_host {
+                bridge_host.clone()
+            } else {
+                String::new()
+            },
+        ),
+        (
+            "BRIDGE_HMAC_KEYS".to_owned(),
+            if options.configure_keys {
+                keys.spec()
+            } else {
+                String::new()
+            },
+        ),
+        ("LOCAL_SANDBOX_URL".to_owned(), local_sandbox.base_url()),
+    ];
+    vars.extend(options.vars.iter().cloned());
+    let env_file = options.work_dir.join("worker.env");
+    write_private(&env_file, &env_file_text(&vars))?;
+    let bridge = WranglerDev::start(&WranglerDevOptions {
+        addr,
+        inspector_port,
+        persist_dir: options.work_dir.join("durable-objects"),
+        log_path: options.work_dir.join("wrangler.log"),
+        env_file,
+    })?;
+    Ok((bridge, bridge_host))
+}
+
 impl LocalStack {
     /// Starts `local-sandbox`, then the bridge pointed at it, and waits until both answer.
     pub fn start(options: &StackOptions) -> Result<Self, HarnessError> {
@@ -85,39 +133,18 @@ impl LocalStack {
         let state_dir = options.work_dir.join("sandboxes");
         fs::create_dir_all(&state_dir)?;
         let local_sandbox = LocalSandboxServer::start(&options.local_sandbox_bin, &state_dir)?;
-        let addr = free_loopback_addr()?;
-        let inspector_port = free_loopback_addr()?.port();
-        let bridge_host = addr.to_string();
         let keys = StackKeys::generate()?;
-        let mut vars = vec![
-            (
-                "BRIDGE_HOST".to_owned(),
-                if options.pin_host {
-                    bridge_host.clone()
-                } else {
-                    String::new()
-                },
-            ),
-            (
-                "BRIDGE_HMAC_KEYS".to_owned(),
-                if options.configure_keys {
-                    keys.spec()
-                } else {
-                    String::new()
-                },
-            ),
-            ("LOCAL_SANDBOX_URL".to_owned(), local_sandbox.base_url()),
-        ];
-        vars.extend(options.vars.iter().cloned());
-        let env_file = options.work_dir.join("worker.env");
-        write_private(&env_file, &env_file_text(&vars))?;
-        let bridge = WranglerDev::start(&WranglerDevOptions {
-            addr,
-            inspector_port,
-            persist_dir: options.work_dir.join("durable-objects"),
-            log_path: options.work_dir.join("wrangler.log"),
-            env_file,
-        })?;
+        let mut attempt = 1;
+        let (bridge, bridge_host) = loop {
+            match start_bridge(options, &keys, &local_sandbox) {
+                Err(HarnessError::Exited { log_tail, .. })
+                    if attempt < PORT_ATTEMPTS && log_tail.contains(PORT_TAKEN) =>
+                {
+                    attempt += 1;
+                }
+                started => break started?,
+            }
+        };
         Ok(Self {
             bridge,
             local_sandbox,

@@ -37,10 +37,12 @@ pub async fn measure(stack: &LocalStack, package: &Path, binary: &Path) -> Resul
     ));
     let mut starts = Vec::new();
     let mut idle = Vec::new();
+    let mut node_alone = Vec::new();
     for _ in 0..STARTS {
         let (start_ms, idle_rss) = start_once(package).await?;
         starts.push(start_ms);
         idle.push(idle_rss);
+        node_alone.push(node_start_ms().await?);
     }
 
     announce(&format!(
@@ -56,6 +58,7 @@ pub async fn measure(stack: &LocalStack, package: &Path, binary: &Path) -> Resul
 
     Ok(json!({
         "forkToInitializeMs": median(&mut starts),
+        "nodeAloneStartMs": median(&mut node_alone),
         "idleRssMiB": median(&mut idle) / 1_048_576.0,
         "stream": streaming,
         "managerExecuteRoundTripMs": manager["executeRoundTripMs"],
@@ -97,6 +100,22 @@ async fn start_once(package: &Path) -> Result<(f64, f64)> {
         bail!("the worker exited with {status} after shutdown");
     }
     Ok((start_ms, rss as f64))
+}
+
+/// How long Node takes to start and exit doing nothing (`node -e 0`): the floor under the
+/// worker's start, which the host forks as a Node program.
+async fn node_start_ms() -> Result<f64> {
+    let started = Instant::now();
+    let status = Command::new(node_bin_dir().join("node"))
+        .args(["-e", "0"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .status()
+        .await?;
+    if !status.success() {
+        bail!("`node -e 0` failed: {status}");
+    }
+    Ok(started.elapsed().as_secs_f64() * 1000.0)
 }
 
 /// Acquires a lease through the plugin and streams 64 MiB as `execute.log` notifications.
