@@ -49,10 +49,7 @@ impl SseDecoder {
                     continue;
                 }
             }
-            match bytes
-                .iter()
-                .position(|&byte| byte == b'\n' || byte == b'\r')
-            {
+            match memchr::memchr2(b'\n', b'\r', bytes) {
                 Some(end) => {
                     self.line.extend_from_slice(&bytes[..end]);
                     self.after_cr = bytes[end] == b'\r';
@@ -97,7 +94,7 @@ impl SseDecoder {
             "event" => self.pending.event = Some(line[value_start..].to_owned()),
             "id" => self.pending.id = Some(line[value_start..].to_owned()),
             "data" if !self.has_data => {
-                line.replace_range(..value_start, "");
+                line.drain(..value_start);
                 self.pending.data = line;
                 self.has_data = true;
             }
@@ -112,16 +109,35 @@ impl SseDecoder {
 
 /// Encodes an event; `data` may contain newlines (each line becomes a `data:` line).
 pub fn encode_event(event: &str, id: Option<u64>, data: &str) -> String {
-    let mut encoded = format!("event: {event}\n");
+    encode_event_parts(event, id, &[data])
+}
+
+/// Encodes an event whose data is `parts` concatenated, without joining them first: an output
+/// event is a few bytes of JSON around a large text, written here once. Newlines in the data
+/// become separate `data:` lines, as in [`encode_event`].
+pub fn encode_event_parts(event: &str, id: Option<u64>, parts: &[&str]) -> String {
+    let data_len: usize = parts.iter().map(|part| part.len()).sum();
+    let mut encoded = String::with_capacity(event.len() + data_len + 48);
+    encoded.push_str("event: ");
+    encoded.push_str(event);
+    encoded.push('\n');
     if let Some(id) = id {
-        encoded.push_str(&format!("id: {id}\n"));
-    }
-    for line in data.split('\n') {
-        encoded.push_str("data: ");
-        encoded.push_str(line);
+        encoded.push_str("id: ");
+        encoded.push_str(&id.to_string());
         encoded.push('\n');
     }
-    encoded.push('\n');
+    encoded.push_str("data: ");
+    for part in parts {
+        let mut lines = part.split('\n');
+        if let Some(first) = lines.next() {
+            encoded.push_str(first);
+        }
+        for line in lines {
+            encoded.push_str("\ndata: ");
+            encoded.push_str(line);
+        }
+    }
+    encoded.push_str("\n\n");
     encoded
 }
 
@@ -171,6 +187,27 @@ mod tests {
         let mut decoder = SseDecoder::new();
         assert!(decoder.push(b"data: x\n").is_empty());
         assert!(decoder.has_partial_event());
+    }
+
+    #[test]
+    fn an_event_in_parts_is_the_event_of_their_concatenation() {
+        for parts in [
+            vec!["{\"data\":", "\"x\"", "}"],
+            vec!["", "two\nli", "nes", ""],
+            vec!["a\n", "\nb"],
+            vec![],
+        ] {
+            let joined: String = parts.concat();
+            assert_eq!(
+                encode_event_parts("stdout", Some(3), &parts),
+                encode_event("stdout", Some(3), &joined),
+                "{parts:?}"
+            );
+        }
+        assert_eq!(
+            encode_event("note", None, "a\n\nb"),
+            "event: note\ndata: a\ndata: \ndata: b\n\n"
+        );
     }
 
     #[test]

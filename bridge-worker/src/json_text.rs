@@ -62,11 +62,13 @@ impl JsonText {
         let mut length = 0;
         let mut index = 0;
         while index < body.len() {
-            if body[index] != b'\\' {
-                length += 1;
-                index += 1;
-                continue;
-            }
+            // Runs without escapes are most of any output: count them at once.
+            let Some(run) = memchr::memchr(b'\\', &body[index..]) else {
+                length += body.len() - index;
+                break;
+            };
+            length += run;
+            index += run;
             match body.get(index + 1) {
                 Some(b'u') => {
                     let unit = hex_unit(body, index + 2);

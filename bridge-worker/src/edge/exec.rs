@@ -33,7 +33,7 @@ use bridge_protocol::api::{EXECUTION_ENV_VAR, LEASE_ENV_VAR};
 use bridge_protocol::auth::{SecretKey, StreamOutcome};
 
 use crate::script::{CommandScript, stdin_path};
-use bridge_protocol::sse::{SseDecoder, SseItem, encode_comment, encode_event};
+use bridge_protocol::sse::{SseDecoder, SseItem, encode_comment, encode_event, encode_event_parts};
 
 /// Longest silence before a heartbeat comment.
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -173,13 +173,12 @@ impl OutputSink for Sink {
         if matches!(self, Self::Collect) {
             return;
         }
-        let payload = format!("{{\"data\":{}}}", chunk.data.as_json());
-        self.send(encode_event(
+        let event = encode_event_parts(
             chunk.stream.event_name(),
             Some(chunk.id),
-            &payload,
-        ))
-        .await;
+            &["{\"data\":", chunk.data.as_json(), "}"],
+        );
+        self.send(event).await;
     }
 
     async fn heartbeat(&mut self) {
