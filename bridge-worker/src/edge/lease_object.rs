@@ -2,7 +2,9 @@
 //! under one lock, so lifecycle operations on a lease never interleave (two concurrent acquires of
 //! a reusable lease get one sandbox), and an alarm reaps sandboxes whose lease was abandoned. What
 //! it decides is `lease::object`'s; this is the glue to storage, the alarm and the `Sandbox`
-//! binding.
+//! binding. It also runs each exec itself (`ExecOrder`, driven by `edge::exec`), journaling its
+//! start and end under the same lock without a call of its own: an exec costs the Worker one
+//! call to this object.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;

@@ -13,7 +13,8 @@
 //! - the alarm kills commands whose Worker vanished past their deadline and destroys the sandbox
 //!   of a lease idle past its TTL.
 //!
-//! The Durable Object (`edge::lease_object`) serialises calls and only moves bytes.
+//! The Durable Object (`edge::lease_object`) serialises calls, moves bytes, and runs execs through
+//! `edge::exec`, journaling them with the methods here.
 
 use std::future::Future;
 
