@@ -25,6 +25,17 @@ pub enum BridgeError {
         /// The configured limit.
         limit: u64,
     },
+    /// The argv, environment and working directory, as the command's script quotes them, are
+    /// larger than [`crate::script::MAX_COMMAND_BYTES`]; nothing ran.
+    #[error(
+        "the command's arguments, environment and working directory take {size} bytes once quoted for the shell, over the limit of {limit} bytes (the sandbox starts each command as one argument string, and Linux takes at most 128 KiB in one); pass large data through stdin or a file"
+    )]
+    CommandTooLarge {
+        /// Their size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// The body or a parameter is malformed.
     #[error("{0}")]
     InvalidRequest(String),
@@ -95,7 +106,7 @@ impl BridgeError {
             | Self::LeaseNotFound(_)
             | Self::PathNotFound(_) => 404,
             Self::LeaseNotActive { .. } | Self::SandboxStateLost(_) => 409,
-            Self::InvalidEnvKey(_) => 422,
+            Self::InvalidEnvKey(_) | Self::CommandTooLarge { .. } => 422,
             Self::Relayed { status, .. } => *status,
             Self::Route(RouteError::MethodNotAllowed { .. }) => 405,
             Self::Sandbox(SandboxError::Timeout(_)) => 504,
@@ -118,6 +129,14 @@ impl BridgeError {
                 ErrorCode::BodyTooLarge,
                 Some(ErrorDetails {
                     limit_bytes: Some(*limit),
+                    ..ErrorDetails::default()
+                }),
+            ),
+            Self::CommandTooLarge { size, limit } => (
+                ErrorCode::CommandTooLarge,
+                Some(ErrorDetails {
+                    limit_bytes: Some(*limit),
+                    size_bytes: Some(*size),
                     ..ErrorDetails::default()
                 }),
             ),
@@ -195,6 +214,11 @@ mod tests {
                 BridgeError::BodyTooLarge { limit: 10 },
                 413,
                 ErrorCode::BodyTooLarge,
+            ),
+            (
+                BridgeError::CommandTooLarge { size: 2, limit: 1 },
+                422,
+                ErrorCode::CommandTooLarge,
             ),
             (
                 BridgeError::InvalidRequest("x".into()),

@@ -6,7 +6,7 @@ mod common;
 use bridge_protocol::api::{DownloadRequest, ErrorCode, HealthResponse};
 use bridge_protocol::auth::{AuthRejectionReason, CONTENT_SHA256_HEADER};
 use bridge_protocol::routes::Route;
-use bridge_tests::client::{BridgeClient, LIMIT, PreparedRequest, RawResponse};
+use bridge_tests::client::{BridgeClient, ClientError, LIMIT, PreparedRequest, RawResponse};
 use common::TestStack;
 use common::leases::{acquire, run, shell};
 use futures_util::future::join_all;
@@ -23,6 +23,28 @@ fn signed_health(client: &BridgeClient) -> PreparedRequest {
     client
         .prepare(route.method(), &route.path(), "", b"")
         .expect("signed")
+}
+
+/// Asserts that `response` is signed for `request` exactly when a holder of the key signed it:
+/// the refusal of a genuine request is trustworthy, one of a forgery says nothing.
+fn assert_signed_for(
+    client: &BridgeClient,
+    request: &PreparedRequest,
+    response: &RawResponse,
+    by_key_holder: bool,
+) {
+    let status = response.status;
+    if by_key_holder {
+        assert!(
+            client.is_authentic(request, response),
+            "the {status} refusal of a request signed with a configured key is signed for it"
+        );
+    } else {
+        assert!(
+            response.signature.is_none(),
+            "the {status} refusal of a request no key holder signed is never signed"
+        );
+    }
 }
 
 /// Asserts a 401 with `reason`.
@@ -75,11 +97,10 @@ async fn every_authentication_failure_has_its_reason() {
 
     let (_, secret) = &stack.stack.keys().primary;
     let stranger = stack.client_with("nobody", secret);
-    let response = client
-        .send(&signed_health(&stranger), LIMIT)
-        .await
-        .expect("sent");
+    let from_stranger = signed_health(&stranger);
+    let response = client.send(&from_stranger, LIMIT).await.expect("sent");
     assert_rejected(&response, AuthRejectionReason::UnknownKey);
+    assert_signed_for(&stranger, &from_stranger, &response, false);
 
     for offset in [-301_i64, 301] {
         let timestamp = unix_now().saturating_add_signed(offset);
@@ -89,12 +110,14 @@ async fn every_authentication_failure_has_its_reason() {
             .expect("signed");
         let response = client.send(&stale, LIMIT).await.expect("sent");
         assert_rejected(&response, AuthRejectionReason::StaleTimestamp);
+        assert_signed_for(&client, &stale, &response, true);
     }
 
     let mut elsewhere = signed_health(&client);
     elsewhere.set_header("Host", Some("bridge.other-deployment.example"));
     let response = client.send(&elsewhere, LIMIT).await.expect("sent");
     assert_rejected(&response, AuthRejectionReason::HostMismatch);
+    assert_signed_for(&client, &elsewhere, &response, true);
 
     let route = Route::Probe;
     let mut changed_body = client
@@ -108,16 +131,19 @@ async fn every_authentication_failure_has_its_reason() {
     changed_body.body = br#"{"requestedCwd":"/workspace/b"}"#.to_vec();
     let response = client.send(&changed_body, LIMIT).await.expect("sent");
     assert_rejected(&response, AuthRejectionReason::BadBodyHash);
+    assert_signed_for(&client, &changed_body, &response, true);
 
     let mut missing_hash = signed_health(&client);
     missing_hash.set_header(CONTENT_SHA256_HEADER, None);
     let response = client.send(&missing_hash, LIMIT).await.expect("sent");
     assert_rejected(&response, AuthRejectionReason::BadBodyHash);
+    assert_signed_for(&client, &missing_hash, &response, false);
 
     let mut changed_path = signed_health(&client);
     changed_path.path = format!("{}/", Route::Health.path());
     let response = client.send(&changed_path, LIMIT).await.expect("sent");
     assert_rejected(&response, AuthRejectionReason::BadSignature);
+    assert_signed_for(&client, &changed_path, &response, false);
 
     let route = Route::Health;
     let mut changed_query = client
@@ -129,11 +155,10 @@ async fn every_authentication_failure_has_its_reason() {
 
     let (key_id, _) = &stack.stack.keys().primary;
     let forger = stack.client_with(key_id, "this-is-not-the-secret-of-that-key-id");
-    let response = client
-        .send(&signed_health(&forger), LIMIT)
-        .await
-        .expect("sent");
+    let forged = signed_health(&forger);
+    let response = client.send(&forged, LIMIT).await.expect("sent");
     assert_rejected(&response, AuthRejectionReason::BadSignature);
+    assert_signed_for(&client, &forged, &response, false);
 
     let mut garbled = signed_health(&client);
     garbled.set_header("Authorization", Some("Bearer some-token"));
@@ -145,6 +170,38 @@ async fn every_authentication_failure_has_its_reason() {
     assert_eq!(first.status, 200);
     let second = client.send(&once, LIMIT).await.expect("sent");
     assert_rejected(&second, AuthRejectionReason::ReplayedNonce);
+    assert_signed_for(&client, &once, &second, true);
+
+    // A path a URL parser would change is never signed; workerd resolves dot segments before
+    // the Worker sees the path, so one sent with them is checked against the resolved path.
+    let dotted = "/api/paperclip-sandbox/v1/./health";
+    let refused = client
+        .prepare("GET", dotted, "", b"")
+        .expect_err("unsignable");
+    assert!(
+        refused.to_string().contains("'.' or '..' segment"),
+        "{refused}"
+    );
+    let resolved = signed_health(&client);
+    let host = stack.stack.bridge_host();
+    let mut headers = vec![("Host", host)];
+    headers.extend(
+        resolved
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str())),
+    );
+    let addr = client
+        .base_url()
+        .trim_start_matches("http://")
+        .parse()
+        .expect("a socket address");
+    let (status, body) =
+        bridge_tests::harness::http_exchange(addr, "GET", dotted, &headers).expect("exchanged");
+    assert_eq!(
+        status, 200,
+        "signed for the resolved path, sent with a dot segment: {body}"
+    );
 
     let (next_id, next_secret) = &stack.stack.keys().secondary;
     let rotated = stack.client_with(next_id, next_secret);
@@ -284,11 +341,25 @@ async fn bad_requests_get_documented_error_bodies_and_the_bridge_keeps_serving()
         .expect("signed");
     let response = client.send(&oversized, LIMIT).await.expect("sent");
     assert_eq!(response.status, 413);
+    assert_signed_for(&client, &oversized, &response, true);
     let error = response.error_body().expect("JSON error body");
     assert_eq!(error.error, ErrorCode::BodyTooLarge);
     assert_eq!(
         error.details.and_then(|details| details.limit_bytes),
         Some(4096)
+    );
+    let big_stdin = serde_json::json!({"requestedCwd": "/workspace", "pad": "x".repeat(5000)});
+    let refused = client
+        .post::<serde_json::Value>(Route::Probe, &big_stdin)
+        .await
+        .expect_err("over the limit");
+    assert!(
+        matches!(refused, ClientError::Bridge { status: 413, .. }),
+        "the client trusts the bridge's own reason: {refused:?}"
+    );
+    assert!(
+        refused.to_string().contains("BRIDGE_MAX_BODY_BYTES"),
+        "{refused}"
     );
 
     let health: HealthResponse = client.fetch(Route::Health).await.expect("still serving");

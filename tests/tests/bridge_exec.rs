@@ -75,6 +75,36 @@ async fn argv_env_and_stdin_arrive_byte_exact() {
     let ran = run(&client, &shell(&lease, "test -e /workspace/ran; echo $?")).await;
     assert_eq!(ran.stdout, "1\n", "nothing ran for an invalid env key");
 
+    // A command at the bridge's size limit starts; one past what a process can be started with
+    // is refused with its size, before anything runs.
+    let mut at_limit = vec!["true".to_owned()];
+    at_limit.extend(std::iter::repeat_n("a".repeat(1021), 99));
+    at_limit.push("b".repeat(1014));
+    let at_limit: Vec<&str> = at_limit.iter().map(String::as_str).collect();
+    let result = run(&client, &command(&lease, &at_limit)).await;
+    assert_eq!(result.exit_code, Some(0), "{}", result.stderr);
+    let mut too_many = vec!["touch", "/workspace/too-large"];
+    too_many.extend(std::iter::repeat_n("a", 100_000));
+    match client
+        .post::<ExecResult>(Route::Exec, &command(&lease, &too_many))
+        .await
+    {
+        Err(ClientError::Bridge { status, body }) => {
+            assert_eq!((status, body.error), (422, ErrorCode::CommandTooLarge));
+            let details = body.details.expect("details");
+            assert_eq!(details.limit_bytes, Some(102_400), "{}", body.message);
+            assert_eq!(details.size_bytes, Some(400_031), "{}", body.message);
+            assert!(body.message.contains("102400"), "{}", body.message);
+        }
+        other => panic!("expected 422, got {other:?}"),
+    }
+    let ran = run(
+        &client,
+        &shell(&lease, "test -e /workspace/too-large; echo $?"),
+    )
+    .await;
+    assert_eq!(ran.stdout, "1\n", "nothing ran for a command too large");
+
     let mut in_dir = command(&lease, &["pwd"]);
     in_dir.cwd = Some("/tmp".into());
     assert_eq!(run(&client, &in_dir).await.stdout, "/tmp\n");

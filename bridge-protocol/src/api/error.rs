@@ -28,6 +28,8 @@ pub enum ErrorCode {
     InvalidEnvKey,
     /// 413: the body exceeds the configured limit.
     BodyTooLarge,
+    /// 422: the argv and environment are more than a process can be started with; nothing ran.
+    CommandTooLarge,
     /// 500: the bridge's own configuration is incomplete or invalid.
     BridgeMisconfigured,
     /// 502: the sandbox or its container failed.
@@ -55,6 +57,7 @@ impl ErrorCode {
             Self::SandboxStateLost => "sandbox_state_lost",
             Self::InvalidEnvKey => "invalid_env_key",
             Self::BodyTooLarge => "body_too_large",
+            Self::CommandTooLarge => "command_too_large",
             Self::BridgeMisconfigured => "bridge_misconfigured",
             Self::SandboxError => "sandbox_error",
             Self::SandboxTimeout => "sandbox_timeout",
@@ -71,9 +74,12 @@ pub struct ErrorDetails {
     /// Why authentication failed (401 only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<AuthRejectionReason>,
-    /// The configured limit that was exceeded (413 only).
+    /// The limit that was exceeded (`body_too_large`, `command_too_large`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit_bytes: Option<u64>,
+    /// How large the refused part of the request was (`command_too_large`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
     /// Methods the route accepts (405 only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_methods: Vec<String>,

@@ -17,7 +17,7 @@ pub struct CanonicalRequest<'a> {
     pub method: &'a str,
     /// The pinned host (with a non-default port); lower-cased when rendered.
     pub host: &'a str,
-    /// Path exactly as sent on the request line.
+    /// Path exactly as sent on the request line (see [`check_signable_path`]).
     pub path: &'a str,
     /// Raw query string without the `?`; canonicalised when rendered.
     pub raw_query: &'a str,
@@ -41,6 +41,55 @@ impl CanonicalRequest<'_> {
         ]
         .join("\n")
     }
+}
+
+/// A path no request may be signed with: one a URL parser would change before the bridge sees
+/// it, so that the bridge would check the signature against another path than was signed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the path {path:?} cannot be signed as sent: {reason}")]
+pub struct UnsignablePath {
+    /// The path.
+    pub path: String,
+    /// What about it a URL parser would change.
+    pub reason: &'static str,
+}
+
+/// Checks that `path` reaches the bridge exactly as sent: it starts with `/`, holds only RFC 3986
+/// path characters (`pchar`s and `/`, escapes as `%XX`), and has no `.` or `..` segment, also
+/// not percent-encoded. The runtime in front of the bridge parses the URL first (WHATWG), which
+/// resolves dot segments and escapes other characters: a path in this form is the one it leaves
+/// alone, so "the path as sent" and "the path the bridge sees" are the same string.
+pub fn check_signable_path(path: &str) -> Result<(), UnsignablePath> {
+    let refuse = |reason| {
+        Err(UnsignablePath {
+            path: path.to_owned(),
+            reason,
+        })
+    };
+    let Some(segments) = path.strip_prefix('/') else {
+        return refuse("it does not start with '/'");
+    };
+    let mut rest = path.as_bytes();
+    while let Some((&byte, tail)) = rest.split_first() {
+        rest = match (byte, tail) {
+            (b'%', [high, low, after @ ..])
+                if high.is_ascii_hexdigit() && low.is_ascii_hexdigit() =>
+            {
+                after
+            }
+            (b'%', _) => return refuse("it has a '%' that does not start an escape %XX"),
+            _ if byte.is_ascii_alphanumeric() || b"/-._~!$&'()*+,;=:@".contains(&byte) => tail,
+            _ => return refuse("it holds a character a URL parser would escape (send it as %XX)"),
+        };
+    }
+    let is_dot_segment = |segment: &str| {
+        let unescaped = segment.to_ascii_lowercase().replace("%2e", ".");
+        unescaped == "." || unescaped == ".."
+    };
+    if segments.split('/').any(is_dot_segment) {
+        return refuse("it has a '.' or '..' segment, which a URL parser resolves away");
+    }
+    Ok(())
 }
 
 /// Lowercase hex SHA-256 of `bytes`; also the body hash of an empty body when given `b""`.
@@ -140,6 +189,40 @@ fn rfc3986_encode(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_is_signable_only_in_the_form_a_url_parser_leaves_alone() {
+        for path in [
+            "/api/paperclip-sandbox/v1/exec",
+            "/api/paperclip-sandbox/v1/leases/pc-a_b.c~d/exec/x1/cancel",
+            "/a%2Fb/%2e%2e%2e/.hidden/a.b/...",
+            "/",
+            "/a/!$&'()*+,;=:@",
+        ] {
+            assert_eq!(check_signable_path(path), Ok(()), "{path}");
+        }
+        for (path, reason) in [
+            ("/api/paperclip-sandbox/v1/./exec", "segment"),
+            ("/api/paperclip-sandbox/v1/leases/../exec", "segment"),
+            ("/a/%2E/b", "segment"),
+            ("/a/.%2e", "segment"),
+            ("/a/%2e.", "segment"),
+            ("/a/..", "segment"),
+            ("/a/.", "segment"),
+            ("relative/path", "start"),
+            ("", "start"),
+            ("/a b", "escape"),
+            ("/a\\b", "escape"),
+            ("/ü", "escape"),
+            ("/a?b", "escape"),
+            ("/a#b", "escape"),
+            ("/a%zz", "%XX"),
+            ("/a%4", "%XX"),
+        ] {
+            let error = check_signable_path(path).expect_err(path);
+            assert!(error.reason.contains(reason), "{path}: {error}");
+        }
+    }
 
     #[test]
     fn empty_body_hash_is_the_sha256_of_nothing() {

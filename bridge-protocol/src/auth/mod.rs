@@ -11,7 +11,10 @@ mod response;
 mod signer;
 mod verifier;
 
-pub use canonical::{CanonicalRequest, canonical_query, decode_query, encode_query, sha256_hex};
+pub use canonical::{
+    CanonicalRequest, UnsignablePath, canonical_query, check_signable_path, decode_query,
+    encode_query, sha256_hex,
+};
 pub use frames::{
     FRAMES_CONTENT_TYPE, Frame, FrameError, FrameKind, FrameOpener, FrameSealer, MAX_FRAME_PAYLOAD,
     STREAMING_BODY,

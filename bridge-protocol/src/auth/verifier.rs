@@ -198,29 +198,64 @@ impl Verifier {
         if request.content_sha256 != Some(body_sha256.as_str()) {
             return Err(AuthRejection::BadBodyHash);
         }
+        if !Self::signature_matches(
+            &authorization,
+            secret,
+            &self.pinned_host,
+            request,
+            &body_sha256,
+        ) {
+            return Err(AuthRejection::BadSignature);
+        }
+        Ok(Authenticated::by(key_id, secret, authorization))
+    }
+
+    /// Who signed `request`, judged by its headers alone: the signature is checked over the
+    /// content hash the request claims (its body is not read), and neither its clock nor its
+    /// `Host` is looked at. A refusal of a request that passes this (a body over the limit, a
+    /// stale clock, a replay) is signed for it, so that its client can trust the reason; a
+    /// request that fails it was not signed by a holder of a configured key.
+    pub fn signer_of(&self, request: &IncomingRequest<'_>) -> Option<Authenticated> {
+        let authorization = Authorization::parse(request.authorization?).ok()?;
+        let (key_id, secret) = self.keys.get(&authorization.key_id)?;
+        let claimed = request.content_sha256?;
+        Self::signature_matches(&authorization, secret, &self.pinned_host, request, claimed)
+            .then(|| Authenticated::by(key_id, secret, authorization))
+    }
+
+    fn signature_matches(
+        authorization: &Authorization,
+        secret: &SecretKey,
+        pinned_host: &str,
+        request: &IncomingRequest<'_>,
+        body_sha256: &str,
+    ) -> bool {
         let canonical = CanonicalRequest {
             key_id: &authorization.key_id,
             timestamp: authorization.timestamp,
             nonce: authorization.nonce.as_str(),
             method: request.method,
-            host: &self.pinned_host,
+            host: pinned_host,
             path: request.path,
             raw_query: request.raw_query,
-            body_sha256: &body_sha256,
+            body_sha256,
         };
-        if !secret.verify(
+        secret.verify(
             canonical.to_canonical_string().as_bytes(),
             &authorization.signature,
-        ) {
-            return Err(AuthRejection::BadSignature);
-        }
-        Ok(Authenticated {
+        )
+    }
+}
+
+impl Authenticated {
+    fn by(key_id: &KeyId, secret: &SecretKey, authorization: Authorization) -> Self {
+        Self {
             key_id: key_id.clone(),
             secret: secret.clone(),
             nonce: authorization.nonce,
             timestamp: authorization.timestamp,
             signature: authorization.signature,
-        })
+        }
     }
 }
 
@@ -461,5 +496,35 @@ mod tests {
             reason(verifier().verify(&incoming(&relabelled, RequestBody::Framed), NOW)),
             AuthRejectionReason::BadSignature
         );
+    }
+
+    #[test]
+    fn a_refusal_is_signed_only_for_a_request_a_key_holder_signed() {
+        let good = signer("new", SECRET_NEW);
+        fn head<'a>(sent: &'a Sent, host: &'a str) -> IncomingRequest<'a> {
+            IncomingRequest {
+                authorization: Some(&sent.authorization),
+                content_sha256: Some(&sent.content_sha256),
+                method: "POST",
+                host: Some(host),
+                path: PATH,
+                raw_query: "",
+                body: RequestBody::Complete(b"not the body that was signed"),
+            }
+        }
+        let stale = send(&good, "", b"{}", NOW - 10_000);
+        let signed = verifier()
+            .signer_of(&head(&stale, "evil.example"))
+            .expect("signed by new");
+        assert_eq!(signed.key_id.as_str(), "new");
+        let forged = send(&signer("new", SECRET_OLD), "", b"{}", NOW);
+        assert!(verifier().signer_of(&head(&forged, HOST)).is_none());
+        let stranger = send(&signer("nobody", SECRET_NEW), "", b"{}", NOW);
+        assert!(verifier().signer_of(&head(&stranger, HOST)).is_none());
+        let relabelled = Sent {
+            content_sha256: sha256_hex(b"other"),
+            ..stale
+        };
+        assert!(verifier().signer_of(&head(&relabelled, HOST)).is_none());
     }
 }

@@ -34,6 +34,7 @@ pub use transport::{
 use crate::api::ExecRequest;
 use crate::auth::{
     CONTENT_SHA256_HEADER, KeyId, Nonce, RequestSigner, ResponseSignature, SecretKey,
+    check_signable_path,
 };
 use crate::routes::Route;
 
@@ -171,6 +172,7 @@ impl<T: Transport> BridgeClient<T> {
         body: &[u8],
         timestamp: u64,
     ) -> Result<PreparedRequest, ClientError> {
+        signable(path)?;
         let nonce = Nonce::random()
             .map_err(|error| ClientError::Request(format!("no randomness for a nonce: {error}")))?;
         let signed = self
@@ -198,6 +200,7 @@ impl<T: Transport> BridgeClient<T> {
         path: &str,
         query: &str,
     ) -> Result<(PreparedRequest, [u8; 32]), ClientError> {
+        signable(path)?;
         let nonce = Nonce::random()
             .map_err(|error| ClientError::Request(format!("no randomness for a nonce: {error}")))?;
         let signed = self
@@ -435,6 +438,11 @@ async fn next_chunk<B: ResponseBody>(
     body.chunk(remaining(deadline))
         .await
         .map_err(|error| ClientError::from_transport(error, millis(limit)))
+}
+
+/// Refuses to sign a path the bridge would not see as sent (DESIGN §4 as the README states it).
+fn signable(path: &str) -> Result<(), ClientError> {
+    check_signable_path(path).map_err(|error| ClientError::Request(error.to_string()))
 }
 
 fn remaining(deadline: Instant) -> Duration {

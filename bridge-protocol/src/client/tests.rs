@@ -395,3 +395,22 @@ fn a_download_answered_by_something_else_is_not_the_bridge() {
         Some(ErrorCode::LeaseNotFound)
     );
 }
+
+#[test]
+fn a_path_the_bridge_would_not_see_as_sent_is_never_signed() {
+    let (client, _) = fake_client(Vec::new());
+    for path in ["/api/paperclip-sandbox/v1/./exec", "/api/x/../health"] {
+        let error = client.prepare("POST", path, "", b"").expect_err(path);
+        assert!(matches!(error, ClientError::Request(_)), "{path}: {error}");
+        assert!(error.to_string().contains(path), "{error}");
+        assert!(
+            client.prepare_streaming("POST", path, "").is_err(),
+            "{path}"
+        );
+    }
+    assert!(
+        client
+            .prepare("POST", "/api/paperclip-sandbox/v1/exec", "", b"")
+            .is_ok()
+    );
+}

@@ -29,23 +29,26 @@ async fn fetch(request: Request, env: Env, _context: Context) -> worker::Result<
 }
 
 /// Runs every check and the handler; the authentication is returned so the reply can be signed.
+/// A refusal is signed too whenever a holder of a configured key signed the request (see
+/// [`bridge_protocol::auth::Verifier::signer_of`]): its client can then trust the reason.
 async fn serve(
     mut request: Request,
     env: &Env,
     method: &str,
     target: &RequestTarget,
 ) -> (Answer, Option<Authenticated>) {
-    let refuse = |error: BridgeError| (Answer::Json(Reply::error(&error)), None);
     let config = match BridgeConfig::from_lookup(|name| http::var(env, name)) {
         Ok(config) => config,
-        Err(error) => return refuse(error.into()),
+        Err(error) => return (Answer::Json(Reply::error(&error.into())), None),
     };
-    let framed = request
-        .headers()
-        .get(CONTENT_SHA256_HEADER)
-        .ok()
-        .flatten()
-        .is_some_and(|digest| digest == STREAMING_BODY);
+    let head = SignedHead::of(&request);
+    let refuse = |error: BridgeError| {
+        let signer = config
+            .verifier
+            .signer_of(&head.incoming(method, target, RequestBody::Framed));
+        (Answer::Json(Reply::error(&error)), signer)
+    };
+    let framed = head.content_sha256.as_deref() == Some(STREAMING_BODY);
     let body = if framed {
         Vec::new()
     } else {
@@ -60,9 +63,12 @@ async fn serve(
         RequestBody::Complete(&body)
     };
     let now = http::unix_now();
-    let authenticated = match authenticate(&request, &config, method, target, digest, now) {
+    let authenticated = match config
+        .verifier
+        .verify(&head.incoming(method, target, digest), now)
+    {
         Ok(authenticated) => authenticated,
-        Err(error) => return refuse(error),
+        Err(error) => return refuse(error.into()),
     };
     let nonce = NonceClaim::new(
         &authenticated.nonce,
@@ -72,7 +78,7 @@ async fn serve(
     let route = Route::resolve(method, &target.path);
     let claimed_here = !matches!(route, Ok(ref route) if claimed_by_lease(route));
     if claimed_here && let Err(error) = replay_guard::claim(env, &nonce).await {
-        return refuse(error);
+        return (Answer::Json(Reply::error(&error)), Some(authenticated));
     }
     let framed = match request.inner().body().filter(|_| framed) {
         Some(stream) => match ByteReader::filling(&stream) {
@@ -120,29 +126,38 @@ fn claimed_by_lease(route: &Route) -> bool {
     matches!(route, Route::Exec | Route::Upload | Route::Download)
 }
 
-/// Checks the signature, clock and pinned host (not yet the nonce).
-fn authenticate(
-    request: &Request,
-    config: &BridgeConfig,
-    method: &str,
-    target: &RequestTarget,
-    body: RequestBody<'_>,
-    now: u64,
-) -> Result<Authenticated, BridgeError> {
-    let header = |name: &str| request.headers().get(name).ok().flatten();
-    let authorization = header("Authorization");
-    let content_sha256 = header(CONTENT_SHA256_HEADER);
-    let host = header("Host");
-    Ok(config.verifier.verify(
-        &IncomingRequest {
-            authorization: authorization.as_deref(),
-            content_sha256: content_sha256.as_deref(),
+/// The headers authentication reads, taken from the request once.
+struct SignedHead {
+    authorization: Option<String>,
+    content_sha256: Option<String>,
+    host: Option<String>,
+}
+
+impl SignedHead {
+    fn of(request: &Request) -> Self {
+        let header = |name: &str| request.headers().get(name).ok().flatten();
+        Self {
+            authorization: header("Authorization"),
+            content_sha256: header(CONTENT_SHA256_HEADER),
+            host: header("Host"),
+        }
+    }
+
+    /// The request as the verifier sees it, with `body` read or to be read.
+    fn incoming<'a>(
+        &'a self,
+        method: &'a str,
+        target: &'a RequestTarget,
+        body: RequestBody<'a>,
+    ) -> IncomingRequest<'a> {
+        IncomingRequest {
+            authorization: self.authorization.as_deref(),
+            content_sha256: self.content_sha256.as_deref(),
             method,
-            host: host.as_deref(),
+            host: self.host.as_deref(),
             path: &target.path,
             raw_query: &target.raw_query,
             body,
-        },
-        now,
-    )?)
+        }
+    }
 }

@@ -5,6 +5,7 @@ use bridge_protocol::fields::{EXEC_CHANNEL_VAR, command_timeout, execution_id};
 use bridge_protocol::remote_path::RemotePath;
 
 use crate::error::BridgeError;
+use crate::script::{MAX_COMMAND_BYTES, command_bytes};
 
 /// A validated execution.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,14 +82,22 @@ impl ExecPlan {
             )));
         }
         let timeout_ms = command_timeout(request.timeout_ms)?;
+        let cwd = request
+            .cwd
+            .map(|cwd| RemotePath::parse("cwd", &cwd))
+            .transpose()?;
+        let size = command_bytes(&argv, &env, cwd.as_ref().map(RemotePath::as_str));
+        if size > MAX_COMMAND_BYTES {
+            return Err(BridgeError::CommandTooLarge {
+                size: size as u64,
+                limit: MAX_COMMAND_BYTES as u64,
+            });
+        }
         Ok(Self {
             lease_id: request.provider_lease_id,
             execution_id,
             argv,
-            cwd: request
-                .cwd
-                .map(|cwd| RemotePath::parse("cwd", &cwd))
-                .transpose()?,
+            cwd,
             env,
             stdin: request.stdin,
             timeout_ms,
@@ -183,6 +192,32 @@ mod tests {
             ..request
         };
         assert!(ExecPlan::from_request(with_identifiers, "gen".into()).is_ok());
+    }
+
+    #[test]
+    fn a_command_no_process_could_be_started_with_is_refused_with_its_size() {
+        let many_args = ExecRequest {
+            args: vec!["a".to_owned(); 100_000],
+            ..request()
+        };
+        let error = ExecPlan::from_request(many_args, "gen".into()).expect_err("too large");
+        assert_eq!(error.status(), 422);
+        let body = error.to_body();
+        assert_eq!(body.error, bridge_protocol::api::ErrorCode::CommandTooLarge);
+        let details = body.details.expect("details");
+        assert_eq!(details.size_bytes, Some(400_007));
+        assert_eq!(details.limit_bytes, Some(MAX_COMMAND_BYTES as u64));
+        assert!(body.message.contains("400007 bytes"), "{}", body.message);
+        let env = ExecRequest {
+            env: BTreeMap::from([("BIG".to_owned(), "v".repeat(MAX_COMMAND_BYTES))]),
+            ..request()
+        };
+        assert_eq!(
+            ExecPlan::from_request(env, "gen".into())
+                .expect_err("too large")
+                .status(),
+            422
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@
 
 use bridge_protocol::api::{EXECUTION_ENV_VAR, LEASE_ENV_VAR};
 
-use super::{LOCK_DIR, SENTINEL_PATH, execution_prefix, quote};
+use super::{LOCK_DIR, SENTINEL_PATH, execution_prefix, quote, quoted_len};
 use crate::exec::{EndRecord, is_shell_identifier};
 
 /// Exit code of the script when the sandbox lacks the lease sentinel; the command did not run.
@@ -24,6 +24,29 @@ pub const LOST_EXIT_CODE: i32 = 86;
 /// The stderr line accompanying [`LOST_EXIT_CODE`].
 pub const LOST_MARKER: &str =
     "paperclip-bridge: the lease sentinel is missing; the command did not run";
+
+/// Longest script the container can start: it runs `bash -c <script>`, and Linux takes at most
+/// 128 KiB in one argument string (`MAX_ARG_STRLEN`, its terminating NUL included).
+const MAX_SCRIPT_BYTES: usize = 128 * 1024 - 1;
+
+/// Room kept in a script for its fixed lines and the longest lease working directory (4096
+/// bytes, 16 KiB once quoted if each is a quote).
+const SCRIPT_OWN_BYTES: usize = 28 * 1024 - 1;
+
+/// Most bytes a request's own part of its script may take ([`command_bytes`]), so that a
+/// command within it always starts: 100 KiB.
+pub const MAX_COMMAND_BYTES: usize = MAX_SCRIPT_BYTES - SCRIPT_OWN_BYTES;
+
+/// The bytes that `argv`, `env` and `cwd` take in a rendered [`CommandScript`], or a little more
+/// (each variable is counted in whichever of its two forms is longer).
+pub fn command_bytes(argv: &[String], env: &[(String, String)], cwd: Option<&str>) -> usize {
+    let words: usize = argv.iter().map(|word| quoted_len(word) + 1).sum();
+    let variables: usize = env
+        .iter()
+        .map(|(key, value)| quoted_len(key) + quoted_len(value) + "export =\nenv ".len())
+        .sum();
+    words + variables + cwd.map_or(0, quoted_len)
+}
 
 /// Everything needed to run one argv.
 #[derive(Debug, Clone, Copy)]
@@ -285,6 +308,91 @@ mod tests {
 
     fn words(words: &[&str]) -> Vec<String> {
         words.iter().map(|word| (*word).to_owned()).collect()
+    }
+
+    /// An argv and its environment.
+    type ArgvAndEnv = (Vec<String>, Vec<(String, String)>);
+
+    /// Requests at the size limit, each in another shape: many words, one word of quotes,
+    /// variables only a shell can export, variables only env(1) can pass.
+    fn commands_at_the_limit() -> Vec<ArgvAndEnv> {
+        let fill = |size: usize, unit: &str| unit.repeat(size / unit.len());
+        let mut shapes = vec![
+            (vec!["a".to_owned(); MAX_COMMAND_BYTES / 4], Vec::new()),
+            (vec![fill(MAX_COMMAND_BYTES / 4 - 1, "'")], Vec::new()),
+        ];
+        for key in ["NAME", "A-NAME"] {
+            let env = (0..MAX_COMMAND_BYTES / 160)
+                .map(|index| (format!("{key}{index}"), fill(40, "v'")))
+                .collect::<Vec<_>>();
+            shapes.push((vec!["true".to_owned()], env));
+        }
+        shapes
+            .into_iter()
+            .map(|(mut argv, env)| {
+                let size = command_bytes(&argv, &env, None);
+                assert!(size <= MAX_COMMAND_BYTES, "{size}");
+                let room = MAX_COMMAND_BYTES - size;
+                if room >= 3 {
+                    argv.push("x".repeat(room - 3));
+                }
+                (argv, env)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_command_within_the_limit_always_makes_a_script_the_container_can_start() {
+        let longest_cwd = "'".repeat(bridge_protocol::remote_path::RemotePath::MAX_LEN - 1);
+        let longest_cwd = format!("/{longest_cwd}");
+        let id = "e".repeat(64);
+        let lock = format!("{}-bridge", "s".repeat(64));
+        for (argv, env) in commands_at_the_limit() {
+            let measured = command_bytes(&argv, &env, None);
+            assert!(measured <= MAX_COMMAND_BYTES && measured + 3 > MAX_COMMAND_BYTES);
+            let rendered = CommandScript {
+                execution_id: &id,
+                sentinel: &"t".repeat(64),
+                session_lock: Some(&lock),
+                staged_stdin: true,
+                login_shell: true,
+                ..script(&argv, &env, &longest_cwd)
+            }
+            .render();
+            let without_cwd = CommandScript {
+                cwd: "/",
+                ..script(&argv, &env, "/")
+            }
+            .render();
+            assert!(
+                rendered.len() <= MAX_SCRIPT_BYTES,
+                "{} bytes with {} of command",
+                rendered.len(),
+                measured
+            );
+            assert!(
+                without_cwd.len().saturating_sub(measured) <= 1024,
+                "command_bytes undercounts: {} of script for {measured}",
+                without_cwd.len()
+            );
+        }
+    }
+
+    #[test]
+    fn linux_starts_a_script_of_the_longest_length_and_refuses_a_longer_one() {
+        let padding = |length: usize| format!("true {}", "x".repeat(length - 5));
+        let longest = Command::new("bash")
+            .arg("-c")
+            .arg(padding(MAX_SCRIPT_BYTES))
+            .status()
+            .expect("bash starts a script of MAX_SCRIPT_BYTES");
+        assert!(longest.success());
+        let error = Command::new("bash")
+            .arg("-c")
+            .arg(padding(MAX_SCRIPT_BYTES + 1))
+            .status()
+            .expect_err("one byte more is over MAX_ARG_STRLEN");
+        assert_eq!(error.raw_os_error(), Some(7), "E2BIG: {error}");
     }
 
     #[test]

@@ -8,7 +8,8 @@ mod lease;
 mod transfer;
 
 pub use exec::{
-    CommandScript, KillOutcome, LOST_EXIT_CODE, LOST_MARKER, kill_lease_script, kill_script,
+    CommandScript, KillOutcome, LOST_EXIT_CODE, LOST_MARKER, MAX_COMMAND_BYTES, command_bytes,
+    kill_lease_script, kill_script,
 };
 pub use lease::{prepare_script, sentinel_check_script};
 pub use transfer::{
@@ -47,6 +48,11 @@ pub fn quote(text: &str) -> String {
     }
     quoted.push('\'');
     quoted
+}
+
+/// The length of [`quote`]`(text)`, without building it.
+pub fn quoted_len(text: &str) -> usize {
+    text.len() + 2 + 3 * text.matches('\'').count()
 }
 
 /// The probe's script: create the directory, enter it and print where the shell is.

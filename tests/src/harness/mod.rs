@@ -75,12 +75,25 @@ pub fn tail(text: &str, lines: usize) -> String {
 /// `GET path` over a bare HTTP/1.0 exchange, for readiness checks before any async runtime
 /// exists: the status code and the body.
 pub fn http_get(addr: SocketAddr, path: &str) -> io::Result<(u16, String)> {
+    http_exchange(addr, "GET", path, &[("Host", &addr.to_string())])
+}
+
+/// One bare HTTP/1.0 request with `headers` (no body), its path written on the request line
+/// byte for byte, as no URL-parsing client would: the status code and the body.
+pub fn http_exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
+    let mut head = format!("{method} {path} HTTP/1.0\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    stream.write_all(head.as_bytes())?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;
     let response = String::from_utf8_lossy(&response);
