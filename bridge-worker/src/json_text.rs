@@ -145,6 +145,41 @@ impl Serialize for JsonText {
 mod tests {
     use super::*;
 
+    /// Properties, run natively (proptest is not built for wasm).
+    #[cfg(not(target_arch = "wasm32"))]
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// `text` as a literal with every character escaped as `\uXXXX` (surrogate pairs beyond
+        /// the BMP), the other spelling a JSON encoder may use.
+        fn escaped_everywhere(text: &str) -> JsonText {
+            let inner: String = text
+                .encode_utf16()
+                .map(|unit| format!("\\u{unit:04x}"))
+                .collect();
+            JsonText::from_inner(&inner).expect("valid escapes")
+        }
+
+        proptest! {
+            #[test]
+            fn the_decoded_length_and_any_prefix_agree_with_decoding_in_either_spelling(
+                text in "\\PC{0,80}|[\\x00-\\x1f\"\\\\/]{0,20}",
+                max_bytes in 0usize..400,
+            ) {
+                for literal in [JsonText::from_text(&text).expect("encodable"), escaped_everywhere(&text)] {
+                    prop_assert_eq!(literal.decode(), text.clone());
+                    prop_assert_eq!(literal.decoded_len(), text.len());
+                    let prefix = literal.decode_prefix(max_bytes);
+                    prop_assert!(text.starts_with(&prefix) && prefix.len() <= max_bytes);
+                    let next = text[prefix.len()..].chars().next();
+                    prop_assert!(next.is_none_or(|next| prefix.len() + next.len_utf8() > max_bytes));
+                }
+            }
+        }
+    }
+
     #[test]
     fn decoded_length_matches_real_decoding() {
         for text in [

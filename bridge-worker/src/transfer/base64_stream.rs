@@ -20,12 +20,21 @@ pub struct Base64Stream {
 }
 
 impl Base64Stream {
-    /// Takes the next text; returns the bytes of every whole 4-character group so far.
+    /// Takes the next text; returns the bytes of every whole 4-character group so far. A
+    /// character outside the alphabet fails the stream at once (the groups are cut by byte, so
+    /// only ASCII may be held).
     pub fn push(&mut self, text: &str) -> Result<Vec<u8>, Base64Error> {
-        self.carry.extend(
-            text.chars()
-                .filter(|character| !matches!(character, '\n' | '\r')),
-        );
+        for character in text.chars() {
+            match character {
+                '\n' | '\r' => {}
+                'A'..='Z' | 'a'..='z' | '0'..='9' | '+' | '/' | '=' => self.carry.push(character),
+                _ => {
+                    return Err(Base64Error {
+                        offset: self.consumed + self.carry.len() as u64,
+                    });
+                }
+            }
+        }
         let whole = self.carry.len() - self.carry.len() % 4;
         if whole == 0 {
             return Ok(Vec::new());
@@ -61,6 +70,61 @@ impl Base64Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Properties, run natively (proptest is not built for wasm).
+    #[cfg(not(target_arch = "wasm32"))]
+    mod properties {
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Feeds `text` cut at the given points (on character boundaries, as the container's text
+        /// arrives) and returns the bytes, or the error that stopped it.
+        fn decode_at(text: &str, cuts: &[prop::sample::Index]) -> Result<Vec<u8>, Base64Error> {
+            let boundaries: Vec<usize> = (0..=text.len())
+                .filter(|&index| text.is_char_boundary(index))
+                .collect();
+            let mut points: Vec<usize> = cuts.iter().map(|cut| *cut.get(&boundaries)).collect();
+            points.sort_unstable();
+            let mut stream = Base64Stream::default();
+            let mut out = Vec::new();
+            let mut start = 0;
+            for point in points.into_iter().chain([text.len()]) {
+                out.extend(stream.push(&text[start..point])?);
+                start = point;
+            }
+            stream.finish()?;
+            Ok(out)
+        }
+
+        proptest! {
+            #[test]
+            fn any_cut_of_valid_base64_decodes_to_its_bytes(
+                data in vec(any::<u8>(), 0..600),
+                wrap in 1usize..100,
+                cuts in vec(any::<prop::sample::Index>(), 0..20),
+            ) {
+                let encoded = STANDARD.encode(&data);
+                let wrapped: String = encoded
+                    .as_bytes()
+                    .chunks(wrap)
+                    .map(|line| format!("{}\n", String::from_utf8_lossy(line)))
+                    .collect();
+                prop_assert_eq!(decode_at(&wrapped, &cuts), Ok(data));
+            }
+
+            #[test]
+            fn any_text_is_decoded_or_refused_without_panicking(
+                text in "\\PC{0,200}",
+                cuts in vec(any::<prop::sample::Index>(), 0..20),
+            ) {
+                let whole = decode_at(&text, &[]);
+                let cut = decode_at(&text, &cuts);
+                prop_assert_eq!(whole.is_ok(), cut.is_ok(), "{:?} vs {:?}", whole, cut);
+            }
+        }
+    }
 
     fn decode_in_pieces(encoded: &str, piece: usize) -> Result<Vec<u8>, Base64Error> {
         let mut stream = Base64Stream::default();

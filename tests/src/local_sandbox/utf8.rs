@@ -56,7 +56,35 @@ impl Utf8Decoder {
 
 #[cfg(test)]
 mod tests {
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
     use super::Utf8Decoder;
+
+    proptest! {
+        /// However a command's output is cut, the text is what decoding it whole gives: split
+        /// characters are reassembled, invalid bytes replaced exactly once.
+        #[test]
+        fn any_cut_of_any_bytes_decodes_like_the_whole(
+            bytes in prop_oneof![
+                vec(any::<u8>(), 0..400),
+                "\\PC{0,120}".prop_map(String::into_bytes),
+            ],
+            cuts in vec(any::<prop::sample::Index>(), 0..24),
+        ) {
+            let mut points: Vec<usize> = cuts.iter().map(|cut| cut.index(bytes.len() + 1)).collect();
+            points.sort_unstable();
+            let mut decoder = Utf8Decoder::default();
+            let mut text = String::new();
+            let mut start = 0;
+            for point in points.into_iter().chain([bytes.len()]) {
+                text.push_str(&decoder.decode(&bytes[start..point]));
+                start = point;
+            }
+            text.push_str(&decoder.finish());
+            prop_assert_eq!(text, String::from_utf8_lossy(&bytes));
+        }
+    }
 
     #[test]
     fn carries_a_split_character_over_to_the_next_chunk() {
