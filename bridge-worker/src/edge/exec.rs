@@ -10,9 +10,11 @@
 //! Worker, journaling through calls to the object ([`RemoteJournal`]).
 
 use std::collections::BTreeMap;
+use std::pin::pin;
 use std::time::Duration;
 
 use futures_channel::mpsc;
+use futures_util::future::Fuse;
 use futures_util::{FutureExt, SinkExt, select};
 use worker::{Delay, Env, Headers, Response};
 
@@ -22,7 +24,7 @@ use super::lease_object::{self, SandboxBinding};
 use super::sandbox_stub::{Sandbox, js_message};
 use crate::error::BridgeError;
 use crate::exec::{Chunk, Conclusion, EndRecord, Ending, ExecPlan, OutputTracker, Unconcluded};
-use crate::lease::object::stop_execution;
+use crate::lease::object::{holds_sentinel, stop_execution};
 use crate::lease::protocol::{ExecutionEnded, ExecutionTicket, LeaseCommand};
 use crate::replay::NonceClaim;
 use crate::sandbox::{ContainerEvent, SandboxError, SandboxId};
@@ -32,13 +34,15 @@ use bridge_protocol::api::{
 use bridge_protocol::api::{EXECUTION_ENV_VAR, LEASE_ENV_VAR};
 use bridge_protocol::auth::{SecretKey, StreamOutcome};
 
-use crate::script::{CommandScript, stdin_path};
+use crate::script::{CommandScript, KillOutcome, stdin_path};
 use bridge_protocol::sse::{SseDecoder, SseItem, encode_comment, encode_event, encode_event_parts};
 
 /// Longest silence before a heartbeat comment.
 const HEARTBEAT: Duration = Duration::from_secs(15);
 /// How long the stream may take to end once the command was killed.
 const DRAIN_AFTER_KILL_MS: u64 = 10_000;
+/// How long the sentinel check after an interrupted script may take.
+const SENTINEL_CHECK_MS: u64 = 3_000;
 /// Events buffered between the driver and a slow client (backpressure beyond that).
 const STREAM_BUFFER: usize = 32;
 
@@ -131,6 +135,7 @@ pub(super) struct Running<J> {
     journal: J,
     output: ByteReader,
     end_record: EndRecord,
+    sentinel: String,
     started_ms: u64,
 }
 
@@ -322,6 +327,7 @@ impl<J: Journal> Begun<J> {
                 journal,
                 output,
                 end_record,
+                sentinel: ticket.sentinel,
                 started_ms,
             }),
             Err(error) => {
@@ -410,6 +416,7 @@ pub(super) async fn drive<J: Journal>(
         journal,
         mut output,
         end_record,
+        sentinel,
         started_ms,
     } = running;
     let mut tracker = OutputTracker::new(retain_limit, &end_record);
@@ -438,7 +445,10 @@ pub(super) async fn drive<J: Journal>(
                         heartbeat = Delay::from(HEARTBEAT).fuse();
                     }
                     for chunk in step.chunks {
-                        sink.chunk(chunk).await;
+                        if let Some(kill) = deliver_by_deadline(sink.chunk(chunk), &mut deadline, &env, &plan).await? {
+                            timed_out = Some(kill);
+                            drain_deadline = Delay::from(Duration::from_millis(DRAIN_AFTER_KILL_MS)).fuse();
+                        }
                     }
                     if let Some(ending) = step.ending {
                         break 'follow ending;
@@ -451,20 +461,26 @@ pub(super) async fn drive<J: Journal>(
                 }
             }
             () = deadline => {
-                timed_out = Some(
-                    stop_execution(&SandboxBinding::new(&env), &plan.lease_id, &plan.execution_id)
-                        .await?,
-                );
+                timed_out = Some(time_out(&env, &plan).await?);
                 drain_deadline = Delay::from(Duration::from_millis(DRAIN_AFTER_KILL_MS)).fuse();
             }
             () = drain_deadline => break 'follow Ending::Exited(None),
             () = heartbeat => {
-                sink.heartbeat().await;
+                if let Some(kill) = deliver_by_deadline(sink.heartbeat(), &mut deadline, &env, &plan).await? {
+                    timed_out = Some(kill);
+                    drain_deadline = Delay::from(Duration::from_millis(DRAIN_AFTER_KILL_MS)).fuse();
+                }
                 heartbeat = Delay::from(HEARTBEAT).fuse();
             }
         }
     };
     let duration_ms = super::http::unix_millis().saturating_sub(started_ms);
+    let ending = match ending {
+        Ending::Interrupted(_) | Ending::Failed(_) if timed_out.is_none() && !cancelled => {
+            confirm_state_kept(&env, &plan.lease_id, &sentinel, ending).await
+        }
+        ending => ending,
+    };
     let conclusion = match Conclusion::from_ending(ending, timed_out) {
         Ok(conclusion) => conclusion,
         Err(Unconcluded::SandboxLost) => {
@@ -495,6 +511,51 @@ pub(super) async fn drive<J: Journal>(
         tracker.into_retained(),
         duration_ms,
     ))
+}
+
+/// Kills the command at its timeout.
+async fn time_out(env: &Env, plan: &ExecPlan) -> Result<KillOutcome, BridgeError> {
+    stop_execution(
+        &SandboxBinding::new(env),
+        &plan.lease_id,
+        &plan.execution_id,
+    )
+    .await
+}
+
+/// Waits for `delivery` (output handed to a client, which a slow reader holds up while the
+/// stream's buffer is full) and still kills the command at `deadline` meanwhile: a reader never
+/// extends a command's life. Returns how the kill went, if the deadline came first.
+async fn deliver_by_deadline(
+    delivery: impl Future<Output = ()>,
+    mut deadline: &mut Fuse<Delay>,
+    env: &Env,
+    plan: &ExecPlan,
+) -> Result<Option<KillOutcome>, BridgeError> {
+    let mut delivery = pin!(delivery.fuse());
+    let mut killed = None;
+    loop {
+        select! {
+            () = delivery => return Ok(killed),
+            () = deadline => killed = Some(time_out(env, plan).await?),
+        }
+    }
+}
+
+/// The ending of a script that was stopped by something other than its command's end, or whose
+/// stream failed: [`Ending::SandboxLost`] when the sandbox no longer holds the lease's sentinel
+/// (the container died or was wiped, and the command with it), otherwise `ending` itself. A
+/// check that cannot be made leaves `ending` as it is.
+async fn confirm_state_kept(env: &Env, lease_id: &str, sentinel: &str, ending: Ending) -> Ending {
+    let binding = SandboxBinding::new(env);
+    match holds_sentinel(&binding, lease_id, sentinel, SENTINEL_CHECK_MS).await {
+        Ok(false) => Ending::SandboxLost,
+        Ok(true) => ending,
+        Err(error) => {
+            worker::console_error!("checking the sentinel after an interrupted command: {error}");
+            ending
+        }
+    }
 }
 
 /// A command the bridge lost track of: make sure it is dead, journal it, report the error.

@@ -30,15 +30,19 @@ pub struct Conclusion {
 
 impl Conclusion {
     /// How an execution ends, from the container's `ending` and whether the bridge's timeout
-    /// killed it. A missing exit code is a failure, never success.
+    /// killed it. A missing exit code is a failure, never success. An interrupted script is
+    /// taken at the container's word only once the caller has seen that the sandbox kept its
+    /// state (otherwise the ending is [`Ending::SandboxLost`]).
     pub fn from_ending(ending: Ending, timeout: Option<KillOutcome>) -> Result<Self, Unconcluded> {
         match (ending, timeout) {
             (Ending::SandboxLost, _) => Err(Unconcluded::SandboxLost),
             (_, Some(kill)) => Ok(Self::timed_out(kill)),
-            (Ending::Exited(Some(code)), None) => Ok(Self::exited(code)),
-            (Ending::Exited(None), None) => Err(Unconcluded::Failed(SandboxError::Protocol(
-                "the command ended without an exit code".into(),
-            ))),
+            (Ending::Exited(Some(code)) | Ending::Interrupted(Some(code)), None) => {
+                Ok(Self::exited(code))
+            }
+            (Ending::Exited(None) | Ending::Interrupted(None), None) => Err(Unconcluded::Failed(
+                SandboxError::Protocol("the command ended without an exit code".into()),
+            )),
             (Ending::Failed(message), None) => {
                 Err(Unconcluded::Failed(SandboxError::Other(message)))
             }
@@ -141,6 +145,11 @@ mod tests {
         assert_eq!(
             Conclusion::from_ending(Ending::Exited(Some(3)), None),
             Ok(Conclusion::exited(3))
+        );
+        assert_eq!(
+            Conclusion::from_ending(Ending::Interrupted(Some(143)), None),
+            Ok(Conclusion::exited(143)),
+            "a script killed in a sandbox that kept its state"
         );
         assert!(matches!(
             Conclusion::from_ending(Ending::Exited(None), None),

@@ -27,6 +27,10 @@ pub enum Ending {
     /// end records are in, the rest of the container's stream belongs to processes the command
     /// left behind and is not waited for.
     Exited(Option<i32>),
+    /// The container reports the script's exit, but the script never wrote its end records:
+    /// something other than the command's own end stopped it (a kill, the container losing
+    /// its processes and state), so the caller must find out which before trusting the code.
+    Interrupted(Option<i32>),
     /// The sandbox did not hold the lease's sentinel; nothing ran.
     SandboxLost,
     /// The container reported a failure.
@@ -109,7 +113,7 @@ impl OutputTracker {
                     if let Some(held) = held {
                         self.record(OutputStream::Stderr, held, &mut step);
                     }
-                    step.ending = Some(Ending::Exited(exit_code));
+                    step.ending = Some(Ending::Interrupted(exit_code));
                 }
             }
             ContainerEvent::Error { error, data } => {
@@ -248,14 +252,14 @@ mod tests {
     }
 
     #[test]
-    fn without_both_records_the_container_decides() {
+    fn without_both_records_the_script_was_interrupted_and_the_container_has_the_code() {
         let mut tracker = OutputTracker::new(Some(100), &end_record());
         tracker.on_event(stdout("pcb-end-t0k:0;"));
         tracker.on_event(stderr("killed before its recordpcb-"));
         let end = tracker.on_event(ContainerEvent::Complete {
             exit_code: Some(137),
         });
-        assert_eq!(end.ending, Some(Ending::Exited(Some(137))));
+        assert_eq!(end.ending, Some(Ending::Interrupted(Some(137))));
         assert_eq!(
             end.chunks[0].data.decode(),
             "pcb-",
@@ -273,7 +277,7 @@ mod tests {
         assert_eq!(second.chunks[0].id, 2);
         assert!(tracker.on_event(stdout("")).chunks.is_empty());
         let end = tracker.on_event(ContainerEvent::Complete { exit_code: Some(0) });
-        assert_eq!(end.ending, Some(Ending::Exited(Some(0))));
+        assert_eq!(end.ending, Some(Ending::Interrupted(Some(0))));
         assert_eq!(tracker.totals(), (3, 1));
         assert_eq!(tracker.into_retained(), Retained::default());
     }
@@ -324,7 +328,7 @@ mod tests {
         tracker.on_event(stderr(LOST_MARKER));
         let end = tracker.on_event(ContainerEvent::Complete { exit_code: Some(1) });
         assert_eq!(end.chunks.len(), 1);
-        assert_eq!(end.ending, Some(Ending::Exited(Some(1))));
+        assert_eq!(end.ending, Some(Ending::Interrupted(Some(1))));
     }
 
     #[test]

@@ -474,16 +474,25 @@ impl<S: LeaseStorage, B: SandboxCalls> LeaseObjectLogic<S, B> {
         sentinel: &str,
         timeout_ms: u64,
     ) -> Result<bool, BridgeError> {
-        let output = self
-            .sandbox
-            .run_script(lease_id, &sentinel_check_script(sentinel), timeout_ms)
-            .await?;
-        Ok(output.exit_code == Some(0))
+        holds_sentinel(&self.sandbox, lease_id, sentinel, timeout_ms).await
     }
 
     fn now(&self) -> u64 {
         self.storage.now_ms()
     }
+}
+
+/// Whether the lease's sandbox still holds its sentinel, i.e. kept its files and processes.
+pub async fn holds_sentinel(
+    sandbox: &impl SandboxCalls,
+    lease_id: &str,
+    sentinel: &str,
+    timeout_ms: u64,
+) -> Result<bool, BridgeError> {
+    let output = sandbox
+        .run_script(lease_id, &sentinel_check_script(sentinel), timeout_ms)
+        .await?;
+    Ok(output.exit_code == Some(0))
 }
 
 /// Kills an execution's process group and waits until it is gone.
