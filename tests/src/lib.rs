@@ -2,6 +2,7 @@
 //! runs it with the bridge in `wrangler dev`, a signed bridge client, and a driver of the real
 //! Paperclip server; shared by the end-to-end tests and `cargo xtask`.
 
+pub mod chaos;
 pub mod client;
 pub mod harness;
 pub mod local_sandbox;

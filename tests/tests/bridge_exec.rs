@@ -7,13 +7,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bridge_protocol::api::{
-    CancelRequest, CancelResponse, ErrorCode, ExecResult, ExecutionStatus, LeaseDetails,
-    SessionMode, TerminationState,
+    CancelRequest, CancelResponse, ErrorCode, ExecResult, SessionMode, TerminationState,
 };
 use bridge_protocol::routes::Route;
 use bridge_tests::client::{ClientError, StreamEvent, stream_to_end};
 use common::leases::{acquire, command, release, run, shell};
-use common::{TestStack, processes_matching};
+use common::{TestStack, processes_matching, wait_for_process};
 use sha2::{Digest, Sha256};
 
 #[tokio::test]
@@ -285,64 +284,6 @@ async fn thirty_two_concurrent_commands_over_eight_leases_do_not_cross() {
         }
     }
     stack.stop_and_check_for_leaks();
-}
-
-#[tokio::test]
-async fn a_command_whose_bridge_invocation_died_is_killed_at_its_deadline() {
-    let mut stack = TestStack::start(|_| {});
-    let client = stack.client();
-    let lease = acquire(&client, "env-orphan", "run-1")
-        .await
-        .provider_lease_id;
-    let mut orphan = shell(&lease, "sleep 611.1");
-    orphan.execution_id = Some("orphan-1".into());
-    orphan.timeout_ms = Some(2_000);
-    let running = tokio::spawn({
-        let client = client.clone();
-        async move { client.post::<ExecResult>(Route::Exec, &orphan).await }
-    });
-    wait_for_process("611.1").await;
-    stack
-        .stack
-        .restart_bridge()
-        .unwrap_or_else(|error| panic!("restart: {error}"));
-    assert!(running.await.expect("task").is_err(), "the invocation died");
-    assert!(
-        !processes_matching("611.1").is_empty(),
-        "nothing killed it yet"
-    );
-    let started = Instant::now();
-    while !processes_matching("611.1").is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the lease object never killed the orphaned command"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    let details: LeaseDetails = stack
-        .client()
-        .fetch(Route::InspectLease(lease))
-        .await
-        .expect("inspect");
-    let journal = details
-        .executions
-        .iter()
-        .find(|execution| execution.execution_id == "orphan-1")
-        .expect("journaled");
-    assert_eq!(journal.status, ExecutionStatus::TimedOut);
-    stack.stop_and_check_for_leaks();
-}
-
-/// Waits until a process with `needle` in its command line runs.
-async fn wait_for_process(needle: &str) {
-    let started = Instant::now();
-    while processes_matching(needle).is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "{needle} never started"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// The host starts its callback bridge with `nohup … &` on its control channel and then keeps

@@ -7,9 +7,8 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use bridge_protocol::api::{
     ErrorCode, ExecRequest, ExecResult, ExecutionRecord, ExecutionStatus, LeaseDetails, LeaseState,
@@ -18,30 +17,10 @@ use bridge_protocol::api::{
 use bridge_protocol::auth::{SecretKey, StreamOutcome};
 use bridge_protocol::routes::Route;
 use bridge_protocol::sse::{SseDecoder, SseItem};
-use bridge_tests::client::{BridgeClient, ClientError};
+use bridge_tests::chaos::{full_scale, report};
+use bridge_tests::client::{BridgeClient, ClientError, StreamEvent, stream_to_end};
 use common::leases::{acquire, run, shell};
-use common::{TestStack, processes_matching, wipe_the_only_sandbox};
-
-/// Whether `cargo xtask chaos` asked for the full-scale cases.
-fn full_scale() -> bool {
-    std::env::var_os("PCB_CHAOS_FULL").is_some()
-}
-
-/// Records a measurement: printed, and appended to `$PCB_CHAOS_REPORT` (JSON lines) for the
-/// summary of `cargo xtask chaos`.
-fn report(case: &str, metric: &str, value: f64) {
-    println!("chaos: {case}: {metric} = {value:.1}");
-    if let Some(path) = std::env::var_os("PCB_CHAOS_REPORT") {
-        use std::io::Write as _;
-        let line = serde_json::json!({"case": case, "metric": metric, "value": value});
-        let appended = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .and_then(|mut file| writeln!(file, "{line}"));
-        appended.expect("the chaos report is writable");
-    }
-}
+use common::{TestStack, processes_matching, wait_for_process, wipe_the_only_sandbox};
 
 /// An execution's event stream read as the bytes the bridge sent, so that a case can count
 /// every terminal event (the client stops at the first) and check each one's signature.
@@ -175,18 +154,6 @@ impl RawStream {
     }
 }
 
-/// Waits until a process carries `needle` in its command line.
-async fn wait_until_running(needle: &str) {
-    let started = Instant::now();
-    while processes_matching(needle).is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "{needle} never started"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Waits until no process carries `needle` in its command line.
 async fn wait_until_gone(needle: &str, limit: Duration) -> Duration {
     let started = Instant::now();
@@ -303,7 +270,7 @@ async fn workerd_restarting_mid_command_is_a_transport_failure_and_the_deadline_
     ticking.session = SessionMode::None;
     let mut stream = RawStream::open(&stack, &ticking).await;
     stream.first_output().await;
-    wait_until_running("611.2").await;
+    wait_for_process("611.2").await;
     let restarted = Instant::now();
     stack
         .stack
@@ -478,5 +445,165 @@ async fn a_slow_reader_holds_the_command_back_without_the_worker_buffering_its_o
     };
     assert!(result.timed_out, "{result:?}");
     serves_the_next_request(&client, "chaos-slow").await;
+    stack.stop_and_check_for_leaks();
+}
+
+/// One command of the load: `yes <marker> | head -c <size>`, as JSON or as a stream.
+struct LoadCommand {
+    lease: String,
+    marker: String,
+    size: u64,
+    streamed: bool,
+}
+
+impl LoadCommand {
+    /// Runs it and checks that its output is its own, whole: every line its marker, the last
+    /// one cut at the size.
+    async fn run(&self, client: &BridgeClient) -> Result<Duration, String> {
+        let mut request = shell(
+            &self.lease,
+            &format!("yes {} | head -c {}", self.marker, self.size),
+        );
+        request.session = SessionMode::None;
+        let started = Instant::now();
+        let stdout = if self.streamed {
+            let mut stdout = String::new();
+            let terminal = stream_to_end(client, &request, |event| {
+                if let StreamEvent::Output { data, .. } = event {
+                    stdout.push_str(data);
+                }
+            })
+            .await
+            .map_err(|error| format!("stream: {error}"))?;
+            match terminal {
+                StreamEvent::Complete(result) if result.exit_code == Some(0) => stdout,
+                other => return Err(format!("stream ended with {other:?}")),
+            }
+        } else {
+            let result = client
+                .post::<ExecResult>(Route::Exec, &request)
+                .await
+                .map_err(|error| format!("exec: {error}"))?;
+            if result.exit_code != Some(0) {
+                return Err(format!("exit {:?}: {}", result.exit_code, result.stderr));
+            }
+            result.stdout
+        };
+        let elapsed = started.elapsed();
+        if stdout.len() as u64 != self.size {
+            return Err(format!(
+                "{}: {} bytes instead of {}",
+                self.marker,
+                stdout.len(),
+                self.size
+            ));
+        }
+        let line = format!("{}\n", self.marker);
+        let (bytes, line) = (stdout.as_bytes(), line.as_bytes());
+        let whole = bytes.len() / line.len() * line.len();
+        let own = bytes[..whole].chunks(line.len()).all(|chunk| chunk == line)
+            && line.starts_with(&bytes[whole..]);
+        if own {
+            Ok(elapsed)
+        } else {
+            Err(format!(
+                "cross-talk: {} got output not its own",
+                self.marker
+            ))
+        }
+    }
+}
+
+/// A draw from xorshift64, for sizes that differ per command yet repeat per run.
+fn next_random(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_leases_under_mixed_load_see_no_error_and_only_their_own_output() {
+    let (leases, per_lease, duration, largest) = if full_scale() {
+        (64, 8, Duration::from_secs(60), 8u64 << 20)
+    } else {
+        (8, 4, Duration::from_secs(10), 1u64 << 20)
+    };
+    let stack = TestStack::start(|_| {});
+    let client = stack.client();
+    let mut lease_ids = Vec::new();
+    for index in 0..leases {
+        let lease = acquire(&client, &format!("chaos-load-{index}"), "run-1").await;
+        lease_ids.push(lease.provider_lease_id);
+    }
+    let started = Instant::now();
+    let stop_at = started + duration;
+    let workers = lease_ids
+        .iter()
+        .enumerate()
+        .flat_map(|(lease_index, lease)| {
+            (0..per_lease).map(move |worker| (lease_index, worker, lease.clone()))
+        });
+    let tasks: Vec<_> = workers
+        .map(|(lease_index, worker, lease)| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let mut state = (lease_index as u64 + 1) * 7919 + worker as u64 * 104_729 + 1;
+                let mut outcomes = Vec::new();
+                let mut count = 0;
+                while Instant::now() < stop_at {
+                    let span = (largest as f64 / 1024.0).ln();
+                    let fraction = (next_random(&mut state) % 10_000) as f64 / 10_000.0;
+                    let command = LoadCommand {
+                        lease: lease.clone(),
+                        marker: format!("m{lease_index}-{worker}-{count}"),
+                        size: (1024.0 * (span * fraction).exp()) as u64,
+                        streamed: (count + worker) % 2 == 0,
+                    };
+                    outcomes.push(command.run(&client).await);
+                    count += 1;
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut errors = Vec::new();
+    for task in tasks {
+        for outcome in task.await.expect("worker") {
+            match outcome {
+                Ok(latency) => latencies.push(latency),
+                Err(error) => errors.push(error),
+            }
+        }
+    }
+    let wall = started.elapsed();
+    latencies.sort_unstable();
+    let quantile = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * q).round() as usize)
+            .map_or(f64::NAN, |latency| latency.as_secs_f64() * 1000.0)
+    };
+    let case = format!("load ({leases} leases x {per_lease} concurrent execs)");
+    report(&case, "commands run", latencies.len() as f64);
+    report(&case, "errors", errors.len() as f64);
+    report(&case, "wall time (s)", wall.as_secs_f64());
+    report(&case, "p50 (ms)", quantile(0.5));
+    report(&case, "p99 (ms)", quantile(0.99));
+    assert!(
+        errors.is_empty(),
+        "{} errors, first: {:?}",
+        errors.len(),
+        errors.first()
+    );
+    assert!(
+        latencies.len() >= leases * per_lease,
+        "every worker ran at least one command"
+    );
+    assert!(
+        wall < duration + Duration::from_secs(120),
+        "the load stopped by itself: {wall:?}"
+    );
+    serves_the_next_request(&client, "chaos-load").await;
     stack.stop_and_check_for_leaks();
 }

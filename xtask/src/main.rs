@@ -3,6 +3,7 @@
 
 mod bench;
 mod build;
+mod chaos;
 mod command;
 mod package;
 mod plugin_host;
@@ -28,6 +29,10 @@ commands:
   bench   measure every performance target (DESIGN §10) and print pass/fail; writes
           target/bench/bench.json (`bench exec`: only round trips, DO calls and streaming;
           `bench sync`: only native file sync)
+  chaos   the fault suite at full scale (container death, workerd restart, gone and slow
+          clients, 64 leases x 8 concurrent commands, a misbehaving bridge under the plugin);
+          prints what each case measured, writes target/chaos/chaos.json (`test` runs the same
+          cases scaled down)
   test    setup, then fmt, clippy (native + wasm32), unit and end-to-end tests, deploy dry run
   ci      the same as test (what .ci/run runs)";
 
@@ -51,6 +56,7 @@ fn main() -> ExitCode {
         ["bench"] => setup::run().and_then(|()| bench::run()),
         ["bench", "sync"] => setup::run().and_then(|()| bench::run_sync()),
         ["bench", "exec"] => setup::run().and_then(|()| bench::run_exec()),
+        ["chaos"] => setup::run().and_then(|()| chaos::run()),
         ["test" | "ci"] => setup::run().and_then(|()| test::run()),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");

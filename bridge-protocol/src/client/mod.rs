@@ -295,7 +295,8 @@ impl<T: Transport> BridgeClient<T> {
     }
 
     /// Starts `request` as an event stream, to be read with [`ExecStream::next`] within
-    /// `limit` in all. Failures before the stream starts are ordinary (signed) answers.
+    /// `limit` in all. Failures before the stream starts are ordinary (signed) answers; a 200
+    /// that is not an event stream (a proxy's or portal's page) is not the bridge.
     pub async fn exec_stream(
         &self,
         request: &ExecRequest,
@@ -308,7 +309,11 @@ impl<T: Transport> BridgeClient<T> {
         let mut prepared = self.prepare(route.method(), &route.path(), "", &body)?;
         prepared.set_header("Accept", Some("text/event-stream"));
         let response = self.transmit(&prepared, limit).await?;
-        if response.status != 200 {
+        let is_stream = response
+            .content_type
+            .as_deref()
+            .is_some_and(|content_type| content_type.starts_with("text/event-stream"));
+        if response.status != 200 || !is_stream {
             let raw = read_whole(response, deadline, limit).await?;
             return Err(self.error_of(&prepared, &raw));
         }

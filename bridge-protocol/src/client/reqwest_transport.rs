@@ -57,9 +57,15 @@ impl Transport for ReqwestTransport {
             .get(RESPONSE_SIGNATURE_HEADER)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
         Ok(HttpResponse {
             status: response.status().as_u16(),
             signature,
+            content_type,
             body: ReqwestBody(response),
         })
     }

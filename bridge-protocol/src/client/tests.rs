@@ -77,6 +77,14 @@ impl Transport for Fake {
             status,
             signature: signed
                 .then(|| ResponseSignature::sign(&secret, &nonce, status, body.as_bytes())),
+            content_type: Some(
+                if body.starts_with('<') {
+                    "text/html"
+                } else {
+                    "application/json"
+                }
+                .to_owned(),
+            ),
             body: FakeBody(VecDeque::from([body.into_bytes()])),
         };
         match answer {
@@ -101,12 +109,14 @@ impl Transport for Fake {
                 Ok(HttpResponse {
                     status: 200,
                     signature: Some(hex::encode(seed)),
+                    content_type: Some("application/octet-stream".to_owned()),
                     body: FakeBody(body.chunks(7).map(<[u8]>::to_vec).collect()),
                 })
             }
             Answer::Stream(chunks) => Ok(HttpResponse {
                 status: 200,
                 signature: None,
+                content_type: Some("text/event-stream".to_owned()),
                 body: FakeBody(
                     chunks
                         .into_iter()
@@ -413,4 +423,25 @@ fn a_path_the_bridge_would_not_see_as_sent_is_never_signed() {
             .prepare("POST", "/api/paperclip-sandbox/v1/exec", "", b"")
             .is_ok()
     );
+}
+
+#[test]
+fn a_page_answering_a_stream_request_is_not_the_bridge_and_not_a_network_failure() {
+    let (client, _) = fake_client(vec![Answer::Unsigned(
+        200,
+        "<!DOCTYPE html><html><body>Captive portal</body></html>".into(),
+    )]);
+    let request = ExecRequest {
+        provider_lease_id: "pc-1".into(),
+        command: "true".into(),
+        ..ExecRequest::default()
+    };
+    let Err(error) = block_on(client.exec_stream(&request, Duration::from_secs(5))) else {
+        panic!("a page is not a stream");
+    };
+    assert!(
+        matches!(error, ClientError::NotTheBridge { status: 200, .. }),
+        "{error}"
+    );
+    assert!(!error.is_transient());
 }

@@ -48,6 +48,8 @@ pub struct HttpResponse<B> {
     pub status: u16,
     /// `X-PCB-Response-Signature`, when present.
     pub signature: Option<String>,
+    /// `Content-Type`, when present: a stream is only taken for one if it says so.
+    pub content_type: Option<String>,
     /// The body.
     pub body: B,
 }

@@ -149,6 +149,19 @@ pub fn processes_matching(needle: &str) -> Vec<u32> {
     bridge_tests::local_sandbox::processes_with_cmdline(needle)
 }
 
+/// Waits until a process with `needle` in its command line runs.
+#[allow(dead_code)]
+pub async fn wait_for_process(needle: &str) {
+    let started = std::time::Instant::now();
+    while processes_matching(needle).is_empty() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "{needle} never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// Sandbox ids local-sandbox currently has state for.
 #[allow(dead_code)]
 pub async fn live_sandboxes(stack: &TestStack) -> Vec<String> {
