@@ -37,14 +37,15 @@ pub fn connect(
     ))
 }
 
-/// Runs `request` as an event stream, handing every event before the end to `on_event` as it
-/// arrives, and returns the verified terminal event.
+/// Runs `request` as an event stream within `limit`, handing every event before the end to
+/// `on_event` as it arrives, and returns the verified terminal event.
 pub async fn stream_to_end(
     client: &BridgeClient,
     request: &ExecRequest,
+    limit: Duration,
     mut on_event: impl FnMut(&StreamEvent),
 ) -> Result<StreamEvent, ClientError> {
-    let mut stream = client.exec_stream(request, LIMIT).await?;
+    let mut stream = client.exec_stream(request, limit).await?;
     while let Some(event) = stream.next().await? {
         if event.is_terminal() {
             return Ok(event);

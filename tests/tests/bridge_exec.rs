@@ -10,7 +10,7 @@ use bridge_protocol::api::{
     CancelRequest, CancelResponse, ErrorCode, ExecResult, SessionMode, TerminationState,
 };
 use bridge_protocol::routes::Route;
-use bridge_tests::client::{ClientError, StreamEvent, stream_to_end};
+use bridge_tests::client::{ClientError, LIMIT, StreamEvent, stream_to_end};
 use common::leases::{acquire, command, release, run, shell};
 use common::{TestStack, processes_matching, wait_for_process};
 use sha2::{Digest, Sha256};
@@ -385,7 +385,7 @@ async fn a_background_process_holding_the_output_never_holds_the_result() {
     streamed.timeout_ms = Some(20_000);
     let begun = Instant::now();
     let mut output = Vec::new();
-    let end = stream_to_end(&client, &streamed, |item| {
+    let end = stream_to_end(&client, &streamed, LIMIT, |item| {
         if let StreamEvent::Output { data, .. } = item {
             output.extend_from_slice(data.as_bytes());
         }

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bridge_protocol::api::ErrorCode;
-use bridge_tests::client::{StreamEvent, stream_to_end};
+use bridge_tests::client::{LIMIT, StreamEvent, stream_to_end};
 use common::leases::{acquire, acquire_reusable, shell};
 use common::{TestStack, wipe_the_only_sandbox};
 use sha2::{Digest, Sha256};
@@ -27,6 +27,7 @@ async fn output_arrives_as_it_is_produced() {
             &lease,
             "for i in $(seq 1 20); do echo line-$i; sleep 0.1; done; echo done >&2",
         ),
+        LIMIT,
         |item| {
             if let StreamEvent::Output { id, data, .. } = item {
                 received += data.len() as u64;
@@ -63,11 +64,16 @@ async fn silence_is_filled_with_heartbeats() {
         .await
         .provider_lease_id;
     let mut heartbeats = 0;
-    let end = stream_to_end(&client, &shell(&lease, "sleep 40; echo awake"), |item| {
-        if *item == StreamEvent::Heartbeat {
-            heartbeats += 1;
-        }
-    })
+    let end = stream_to_end(
+        &client,
+        &shell(&lease, "sleep 40; echo awake"),
+        LIMIT,
+        |item| {
+            if *item == StreamEvent::Heartbeat {
+                heartbeats += 1;
+            }
+        },
+    )
     .await
     .expect("stream");
     assert!(
@@ -99,6 +105,7 @@ async fn a_hundred_mebibytes_stream_byte_exact() {
             &lease,
             &format!("yes '{}' | head -c {SIZE}", line.trim_end()),
         ),
+        LIMIT,
         |item| {
             if let StreamEvent::Output { data, .. } = item {
                 received += data.len();
@@ -131,7 +138,7 @@ async fn a_failure_is_one_signed_error_event() {
         .provider_lease_id;
     wipe_the_only_sandbox(&stack).await;
     let mut outputs = 0;
-    let end = stream_to_end(&client, &shell(&lease, "echo never"), |item| {
+    let end = stream_to_end(&client, &shell(&lease, "echo never"), LIMIT, |item| {
         if matches!(item, StreamEvent::Output { .. }) {
             outputs += 1;
         }

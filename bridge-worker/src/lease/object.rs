@@ -40,9 +40,11 @@ pub const KILL_GRACE_MS: u64 = 3_000;
 pub const KILL_DEADLINE_MS: u64 = KILL_GRACE_MS + 15_000;
 /// Deadline for destroying a sandbox.
 pub const DESTROY_TIMEOUT_MS: u64 = 30_000;
-/// How long after an execution's timeout the lease object kills it itself, when the Worker that
-/// drove it did not report its end (the Worker kills at the timeout and reports within seconds).
-pub const EXECUTION_SLACK_MS: u64 = 30_000;
+/// How long after an execution's timeout the alarm kills it, when its driver did not report its
+/// end (the driver died with its invocation: a deploy, a restart). A live driver kills at the
+/// timeout itself and may still be draining the stream then; the alarm only repeats a kill under
+/// way, and the journal keeps whichever end came first, both of them a timeout.
+pub const EXECUTION_SLACK_MS: u64 = 5_000;
 
 /// The calls a lease object makes into the sandbox of lease `lease_id`; each call gives up with
 /// [`SandboxError::Timeout`] after `timeout_ms`.

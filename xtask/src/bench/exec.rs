@@ -14,7 +14,7 @@ use bridge_protocol::api::{
     AcquireLeaseRequest, ExecRequest, ExecResult, LeaseResponse, SessionMode,
 };
 use bridge_protocol::routes::Route;
-use bridge_tests::client::{BridgeClient, StreamEvent, stream_to_end};
+use bridge_tests::client::{BridgeClient, LIMIT, StreamEvent, stream_to_end};
 use bridge_tests::harness::{LocalStack, workerd_rss};
 use bridge_tests::local_sandbox::SESSIONLESS;
 use serde_json::{Value, json};
@@ -310,7 +310,7 @@ async fn stream_once(client: &BridgeClient, request: &ExecRequest) -> Result<(f6
     let mut digest = Sha256::new();
     let started = Instant::now();
     let mut first_chunk = None;
-    let end = stream_to_end(client, request, |item| {
+    let end = stream_to_end(client, request, LIMIT, |item| {
         if let StreamEvent::Output { data, .. } = item {
             first_chunk.get_or_insert_with(|| started.elapsed());
             received += data.len();
