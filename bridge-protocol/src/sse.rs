@@ -21,20 +21,51 @@ pub enum SseItem {
     Comment(String),
 }
 
+/// The largest event a decoder takes by default (its data so far and the line being read). The
+/// bridge's events carry one piece of output each, far below this; a peer that sends more (one
+/// endless line, endless `data:` lines) is refused instead of growing memory until a deadline.
+pub const MAX_EVENT_BYTES: usize = 16 << 20;
+
 /// Decodes an event stream fed in arbitrary byte chunks (a line or a UTF-8 sequence may be split
 /// anywhere). Lines end with `\n`, `\r\n` or `\r`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SseDecoder {
     line: Vec<u8>,
     after_cr: bool,
     pending: SseEvent,
     has_data: bool,
+    limit: usize,
+    oversized: bool,
+}
+
+impl Default for SseDecoder {
+    fn default() -> Self {
+        Self::with_limit(MAX_EVENT_BYTES)
+    }
 }
 
 impl SseDecoder {
-    /// A decoder at the start of a stream.
+    /// A decoder at the start of a stream, taking events up to [`MAX_EVENT_BYTES`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A decoder taking events of up to `limit` bytes.
+    pub fn with_limit(limit: usize) -> Self {
+        Self {
+            line: Vec::new(),
+            after_cr: false,
+            pending: SseEvent::default(),
+            has_data: false,
+            limit,
+            oversized: false,
+        }
+    }
+
+    /// Whether an event grew past the limit; the decoder has stopped reading, and the stream is
+    /// to be failed.
+    pub fn is_oversized(&self) -> bool {
+        self.oversized
     }
 
     /// Feeds bytes; returns every item completed by them. Works on whole slices between line
@@ -42,6 +73,9 @@ impl SseDecoder {
     pub fn push(&mut self, mut bytes: &[u8]) -> Vec<SseItem> {
         let mut items = Vec::new();
         while let Some(&first) = bytes.first() {
+            if self.oversized {
+                break;
+            }
             if self.after_cr {
                 self.after_cr = false;
                 if first == b'\n' {
@@ -49,7 +83,15 @@ impl SseDecoder {
                     continue;
                 }
             }
-            match memchr::memchr2(b'\n', b'\r', bytes) {
+            let line_end = memchr::memchr2(b'\n', b'\r', bytes);
+            let taken = line_end.unwrap_or(bytes.len());
+            if self.line.len() + taken + self.pending.data.len() > self.limit {
+                self.oversized = true;
+                self.line = Vec::new();
+                self.pending = SseEvent::default();
+                break;
+            }
+            match line_end {
                 Some(end) => {
                     self.line.extend_from_slice(&bytes[..end]);
                     self.after_cr = bytes[end] == b'\r';
@@ -177,6 +219,31 @@ mod tests {
             assert_eq!(items, expected, "chunk size {chunk_size}");
             assert!(!decoder.has_partial_event());
         }
+    }
+
+    #[test]
+    fn an_event_past_the_limit_stops_the_decoder_however_it_grows() {
+        let mut endless_line = SseDecoder::with_limit(64);
+        assert_eq!(endless_line.push(b"data: ok\n\n").len(), 1);
+        for _ in 0..100 {
+            assert!(endless_line.push(&[b'x'; 10]).is_empty());
+        }
+        assert!(endless_line.is_oversized());
+        assert!(
+            endless_line.push(b"\n\ndata: later\n\n").is_empty(),
+            "nothing more is read"
+        );
+
+        let mut endless_data = SseDecoder::with_limit(64);
+        for _ in 0..20 {
+            assert!(endless_data.push(b"data: 0123456789\n").is_empty());
+        }
+        assert!(endless_data.is_oversized());
+
+        let mut at_the_limit = SseDecoder::with_limit(64);
+        let line = format!("data: {}\n\n", "y".repeat(58));
+        assert_eq!(at_the_limit.push(line.as_bytes()).len(), 1);
+        assert!(!at_the_limit.is_oversized());
     }
 
     #[test]

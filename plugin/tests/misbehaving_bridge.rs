@@ -133,8 +133,12 @@ enum Misbehaviour {
     CutMidEvent,
     /// Answers an event stream of random bytes.
     GarbageStream,
+    /// Starts an event stream and sends one line that never ends.
+    EndlessLine,
     /// Answers a 200 HTML page.
     HtmlPage,
+    /// Answers a TLS handshake with plain HTTP (the URL says `https`).
+    NotTls,
     /// Resets the connection once the request is in.
     Reset,
 }
@@ -143,7 +147,12 @@ impl Misbehaviour {
     /// Serves every connection on a fresh loopback port; returns the base URL.
     async fn serve(self) -> String {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
-        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let scheme = if matches!(self, Self::NotTls) {
+            "https"
+        } else {
+            "http"
+        };
+        let url = format!("{scheme}://{}", listener.local_addr().expect("address"));
         tokio::spawn(async move {
             while let Ok((connection, _)) = listener.accept().await {
                 tokio::spawn(self.answer(connection));
@@ -153,6 +162,20 @@ impl Misbehaviour {
     }
 
     async fn answer(self, mut connection: TcpStream) {
+        if matches!(self, Self::NotTls) {
+            let mut record = [0u8; 5];
+            if connection.read_exact(&mut record).await.is_err() {
+                return;
+            }
+            let mut hello = vec![0u8; usize::from(u16::from_be_bytes([record[3], record[4]]))];
+            if connection.read_exact(&mut hello).await.is_err() {
+                return;
+            }
+            let answer =
+                "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+            connection.write_all(answer.as_bytes()).await.ok();
+            return;
+        }
         let mut head = Vec::new();
         let mut byte = [0u8; 1];
         while !head.ends_with(b"\r\n\r\n") {
@@ -199,6 +222,12 @@ impl Misbehaviour {
                 connection.write_all(stream_head.as_bytes()).await.ok();
                 connection.write_all(&garbage).await.ok();
             }
+            Self::EndlessLine => {
+                let line = format!("{stream_head}event: stdout\ndata: {{\"data\":\"");
+                connection.write_all(line.as_bytes()).await.ok();
+                let piece = vec![b'x'; 64 * 1024];
+                while connection.write_all(&piece).await.is_ok() {}
+            }
             Self::HtmlPage => {
                 let page = "<!DOCTYPE html><html><body>Welcome to the captive portal</body></html>";
                 let answer = format!(
@@ -210,6 +239,7 @@ impl Misbehaviour {
             Self::Reset => {
                 connection.set_zero_linger().ok();
             }
+            Self::NotTls => {}
         }
     }
 }
@@ -245,7 +275,7 @@ async fn every_misbehaviour_of_the_bridge_is_a_clear_error_in_time_and_the_plugi
     let command_timeout_ms = 1_000;
     // The plugin's deadline for a command: its timeout plus the grace it gives the bridge.
     let call_deadline = Duration::from_millis(command_timeout_ms) + Duration::from_secs(25);
-    let cases: [(Misbehaviour, bool, &[&str], Duration); 7] = [
+    let cases: [(Misbehaviour, bool, &[&str], Duration); 9] = [
         (
             Misbehaviour::Stall,
             true,
@@ -280,6 +310,18 @@ async fn every_misbehaviour_of_the_bridge_is_a_clear_error_in_time_and_the_plugi
             Misbehaviour::HtmlPage,
             false,
             &["does not lead to the Cloudflare bridge"],
+            Duration::from_secs(5),
+        ),
+        (
+            Misbehaviour::EndlessLine,
+            true,
+            &["larger than 16777216 bytes"],
+            Duration::from_secs(5),
+        ),
+        (
+            Misbehaviour::NotTls,
+            true,
+            &["temporarily unavailable"],
             Duration::from_secs(5),
         ),
         (

@@ -152,6 +152,14 @@ pub enum StreamError {
         /// Why.
         reason: String,
     },
+    /// An event grew past [`crate::sse::MAX_EVENT_BYTES`] (one endless line, endless data).
+    #[error(
+        "the bridge sent an event larger than {limit} bytes; the stream is not the bridge's and was abandoned"
+    )]
+    Oversized {
+        /// The limit.
+        limit: usize,
+    },
     /// The terminal event is not signed by the bridge for this request.
     #[error(
         "the stream's final event is not signed by the bridge (wrong secret, or something between the client and the bridge answered)"

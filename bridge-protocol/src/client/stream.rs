@@ -3,7 +3,7 @@
 
 use crate::api::{ExecResult, OutputChunk, OutputStream, StreamFailure};
 use crate::auth::{SecretKey, StreamOutcome};
-use crate::sse::{SseDecoder, SseItem};
+use crate::sse::{MAX_EVENT_BYTES, SseDecoder, SseItem};
 
 use super::error::StreamError;
 
@@ -66,7 +66,13 @@ impl StreamReader {
         if self.finished {
             return Ok(events);
         }
-        for item in self.decoder.push(bytes) {
+        let items = self.decoder.push(bytes);
+        if self.decoder.is_oversized() {
+            return Err(StreamError::Oversized {
+                limit: MAX_EVENT_BYTES,
+            });
+        }
+        for item in items {
             let event = match item {
                 SseItem::Comment(_) => {
                     events.push(StreamEvent::Heartbeat);

@@ -445,3 +445,25 @@ fn a_page_answering_a_stream_request_is_not_the_bridge_and_not_a_network_failure
     );
     assert!(!error.is_transient());
 }
+
+#[test]
+fn an_endless_line_fails_the_stream_instead_of_growing_memory() {
+    let piece = "x".repeat(1 << 20);
+    let mut chunks = vec!["event: stdout\ndata: {\"data\":\"".to_owned()];
+    chunks.extend(std::iter::repeat_n(piece, 17));
+    let (client, _) = fake_client(vec![Answer::Stream(chunks)]);
+    let request = ExecRequest::default();
+    let mut stream =
+        block_on(client.exec_stream(&request, Duration::from_secs(5))).expect("stream");
+    let error = block_on(stream.next()).expect_err("oversized");
+    assert!(
+        matches!(
+            error,
+            ClientError::Stream(StreamError::Oversized {
+                limit: crate::sse::MAX_EVENT_BYTES
+            })
+        ),
+        "{error}"
+    );
+    assert!(!error.is_transient());
+}

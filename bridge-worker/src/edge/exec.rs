@@ -35,7 +35,9 @@ use bridge_protocol::api::{EXECUTION_ENV_VAR, LEASE_ENV_VAR};
 use bridge_protocol::auth::{SecretKey, StreamOutcome};
 
 use crate::script::{CommandScript, KillOutcome, stdin_path};
-use bridge_protocol::sse::{SseDecoder, SseItem, encode_comment, encode_event, encode_event_parts};
+use bridge_protocol::sse::{
+    MAX_EVENT_BYTES, SseDecoder, SseItem, encode_comment, encode_event, encode_event_parts,
+};
 
 /// Longest silence before a heartbeat comment.
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -434,7 +436,11 @@ pub(super) async fn drive<J: Journal>(
                     Err(error) => break 'follow Ending::Failed(format!("the sandbox's output stream failed: {}", js_message(&error))),
                     Ok(None) => break 'follow Ending::Failed("the sandbox's output stream ended without an exit status".into()),
                 };
-                for item in decoder.push(&bytes) {
+                let items = decoder.push(&bytes);
+                if decoder.is_oversized() {
+                    break 'follow Ending::Failed(format!("the sandbox sent an event larger than {MAX_EVENT_BYTES} bytes"));
+                }
+                for item in items {
                     let SseItem::Event(event) = item else { continue };
                     let event = match ContainerEvent::parse(&event.data) {
                         Ok(event) => event,
