@@ -239,6 +239,12 @@ async fn the_container_dying_mid_stream_ends_it_with_one_signed_sandbox_state_lo
         .await
         .expect("inspect");
     assert_eq!(details.state, LeaseState::Lost);
+    assert_eq!(
+        details.executions.last().map(|execution| execution.status),
+        Some(ExecutionStatus::Failed),
+        "the journal's last word: {:?}",
+        details.executions
+    );
     match client
         .post::<ExecResult>(Route::Exec, &shell(&lease, "true"))
         .await
@@ -446,6 +452,12 @@ async fn a_slow_reader_holds_the_command_back_without_the_worker_buffering_its_o
         panic!("exactly one terminal event: {:?}", end.terminals);
     };
     assert!(result.timed_out, "{result:?}");
+    let journal = settled_journal(&client, &lease).await;
+    assert_eq!(
+        journal.last().map(|execution| execution.status),
+        Some(ExecutionStatus::TimedOut),
+        "{journal:?}"
+    );
     serves_the_next_request(&client, "chaos-slow").await;
     stack.stop_and_check_for_leaks();
 }
