@@ -54,3 +54,42 @@ pub async fn stream_to_end(
     }
     Err(ClientError::Truncated)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bridge_protocol::client::{
+        HttpBody, HttpRequest, ReqwestTransport, Transport, TransportErrorKind,
+    };
+
+    /// The transport's own unit test lives here, where reqwest gets the crypto provider the
+    /// workspace build needs.
+    #[tokio::test]
+    async fn a_transport_failure_says_what_failed_under_the_url() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let addr = listener.local_addr().expect("address");
+        drop(listener);
+        let transport = ReqwestTransport::new(crate::http_client());
+        let request = HttpRequest {
+            method: "GET".into(),
+            url: format!("http://{addr}/"),
+            headers: Vec::new(),
+            body: HttpBody::Bytes(Vec::new()),
+        };
+        let Err(error) = transport.send(request, Duration::from_secs(5)).await else {
+            panic!("nothing listens there");
+        };
+        assert_eq!(error.kind, TransportErrorKind::Connection);
+        assert!(
+            error.message.contains(&addr.to_string()),
+            "{}",
+            error.message
+        );
+        assert!(
+            error.message.to_lowercase().contains("refused"),
+            "{}",
+            error.message
+        );
+    }
+}

@@ -92,13 +92,25 @@ fn timed_out(limit: Duration) -> TransportError {
     }
 }
 
+/// reqwest's own message names only the URL; the causes under it (refused, reset, which TLS
+/// failure) are what an operator acts on, so the message carries the whole chain.
 fn failed(error: reqwest::Error) -> TransportError {
+    let mut message = error.to_string();
+    let mut cause = std::error::Error::source(&error);
+    while let Some(inner) = cause {
+        let text = inner.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = inner.source();
+    }
     TransportError {
         kind: if error.is_timeout() {
             TransportErrorKind::TimedOut
         } else {
             TransportErrorKind::Connection
         },
-        message: error.to_string(),
+        message,
     }
 }
