@@ -453,7 +453,7 @@ pub(super) async fn drive<J: Journal>(
                     for chunk in step.chunks {
                         if let Some(kill) = deliver_by_deadline(sink.chunk(chunk), &mut deadline, &env, &plan).await? {
                             timed_out = Some(kill);
-                            drain_deadline = Delay::from(Duration::from_millis(DRAIN_AFTER_KILL_MS)).fuse();
+                            drain_deadline = drain_after_kill();
                         }
                     }
                     if let Some(ending) = step.ending {
@@ -462,19 +462,19 @@ pub(super) async fn drive<J: Journal>(
                     if sink.abandoned() && !cancelled {
                         cancelled = true;
                         journal.cancel(&plan).await?;
-                        drain_deadline = Delay::from(Duration::from_millis(DRAIN_AFTER_KILL_MS)).fuse();
+                        drain_deadline = drain_after_kill();
                     }
                 }
             }
             () = deadline => {
                 timed_out = Some(time_out(&env, &plan).await?);
-                drain_deadline = Delay::from(Duration::from_millis(DRAIN_AFTER_KILL_MS)).fuse();
+                drain_deadline = drain_after_kill();
             }
             () = drain_deadline => break 'follow Ending::Exited(None),
             () = heartbeat => {
                 if let Some(kill) = deliver_by_deadline(sink.heartbeat(), &mut deadline, &env, &plan).await? {
                     timed_out = Some(kill);
-                    drain_deadline = Delay::from(Duration::from_millis(DRAIN_AFTER_KILL_MS)).fuse();
+                    drain_deadline = drain_after_kill();
                 }
                 heartbeat = Delay::from(HEARTBEAT).fuse();
             }
@@ -517,6 +517,11 @@ pub(super) async fn drive<J: Journal>(
         tracker.into_retained(),
         duration_ms,
     ))
+}
+
+/// How long the container's stream may still take once the command was killed.
+fn drain_after_kill() -> Fuse<Delay> {
+    Delay::from(Duration::from_millis(DRAIN_AFTER_KILL_MS)).fuse()
 }
 
 /// Kills the command at its timeout.
