@@ -423,20 +423,16 @@ async fn a_container_dying_mid_command_is_a_failed_command_for_the_host() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let sandboxes: Value = bridge_tests::http_client()
-        .get(format!("{}/_local/info", stack.local_sandbox().base_url()))
-        .send()
+    let sandboxes = stack
+        .local_sandbox()
+        .sandboxes()
         .await
-        .expect("local-sandbox reachable")
-        .json()
-        .await
-        .expect("info");
-    let sandbox = sandboxes["sandboxes"][0]
-        .as_str()
-        .expect("one sandbox")
-        .to_owned();
+        .expect("local-sandbox reachable");
+    let [sandbox] = sandboxes.as_slice() else {
+        panic!("exactly one sandbox: {sandboxes:?}");
+    };
     let died = Instant::now();
-    stack.local_sandbox().wipe(&sandbox).await.expect("wiped");
+    stack.local_sandbox().wipe(sandbox).await.expect("wiped");
     let answer = tokio::time::timeout(Duration::from_secs(10), answer)
         .await
         .expect("answered within 10 s")

@@ -198,13 +198,7 @@ impl Verifier {
         if request.content_sha256 != Some(body_sha256.as_str()) {
             return Err(AuthRejection::BadBodyHash);
         }
-        if !Self::signature_matches(
-            &authorization,
-            secret,
-            &self.pinned_host,
-            request,
-            &body_sha256,
-        ) {
+        if !self.signature_matches(&authorization, secret, request, &body_sha256) {
             return Err(AuthRejection::BadSignature);
         }
         Ok(Authenticated::by(key_id, secret, authorization))
@@ -219,14 +213,14 @@ impl Verifier {
         let authorization = Authorization::parse(request.authorization?).ok()?;
         let (key_id, secret) = self.keys.get(&authorization.key_id)?;
         let claimed = request.content_sha256?;
-        Self::signature_matches(&authorization, secret, &self.pinned_host, request, claimed)
+        self.signature_matches(&authorization, secret, request, claimed)
             .then(|| Authenticated::by(key_id, secret, authorization))
     }
 
     fn signature_matches(
+        &self,
         authorization: &Authorization,
         secret: &SecretKey,
-        pinned_host: &str,
         request: &IncomingRequest<'_>,
         body_sha256: &str,
     ) -> bool {
@@ -235,7 +229,7 @@ impl Verifier {
             timestamp: authorization.timestamp,
             nonce: authorization.nonce.as_str(),
             method: request.method,
-            host: pinned_host,
+            host: &self.pinned_host,
             path: request.path,
             raw_query: request.raw_query,
             body_sha256,

@@ -81,6 +81,23 @@ impl LocalSandboxServer {
         read_log(&self.state_dir)
     }
 
+    /// The ids of the sandboxes the server holds state for.
+    pub async fn sandboxes(&self) -> Result<Vec<String>, reqwest::Error> {
+        let info: serde_json::Value = crate::http_client()
+            .get(format!("{}/_local/info", self.base_url()))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(info["sandboxes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|id| id.as_str().map(str::to_owned))
+            .collect())
+    }
+
     /// Kills every process of sandbox `id` and wipes its files behind the bridge's back, as a
     /// container restart would.
     pub async fn wipe(&self, id: &str) -> Result<(), reqwest::Error> {

@@ -165,23 +165,12 @@ pub async fn wait_for_process(needle: &str) {
 /// Sandbox ids local-sandbox currently has state for.
 #[allow(dead_code)]
 pub async fn live_sandboxes(stack: &TestStack) -> Vec<String> {
-    let info: serde_json::Value = bridge_tests::http_client()
-        .get(format!(
-            "{}/_local/info",
-            stack.stack.local_sandbox().base_url()
-        ))
-        .send()
+    stack
+        .stack
+        .local_sandbox()
+        .sandboxes()
         .await
         .expect("local-sandbox reachable")
-        .json()
-        .await
-        .expect("info JSON");
-    info["sandboxes"]
-        .as_array()
-        .expect("sandboxes list")
-        .iter()
-        .filter_map(|id| id.as_str().map(str::to_owned))
-        .collect()
 }
 
 /// Wipes the stack's only sandbox behind the bridge's back, as a container restart would.

@@ -368,15 +368,12 @@ fn total_ms_between(before: &Value, after: &Value, name: &str) -> f64 {
 
 /// The one sandbox local-sandbox has: the bench lease's.
 async fn sandbox_id(stack: &LocalStack) -> Result<String> {
-    let info: Value = bridge_tests::http_client()
-        .get(format!("{}/_local/info", stack.local_sandbox().base_url()))
-        .send()
+    stack
+        .local_sandbox()
+        .sandboxes()
         .await?
-        .json()
-        .await?;
-    info["sandboxes"][0]
-        .as_str()
-        .map(str::to_owned)
+        .into_iter()
+        .next()
         .context("local-sandbox has no sandbox for the bench lease")
 }
 
