@@ -1,6 +1,8 @@
 //! Server-sent events: an incremental decoder (for the container's stream and for clients of the
 //! bridge's stream) and the encoder of the bridge's own events.
 
+use std::borrow::Cow;
+
 /// One dispatched event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SseEvent {
@@ -93,9 +95,15 @@ impl SseDecoder {
             }
             match line_end {
                 Some(end) => {
-                    self.line.extend_from_slice(&bytes[..end]);
                     self.after_cr = bytes[end] == b'\r';
-                    self.end_line(&mut items);
+                    if self.line.is_empty() {
+                        // The whole line is in this chunk: read it where it is.
+                        self.end_line(&bytes[..end], &mut items);
+                    } else {
+                        self.line.extend_from_slice(&bytes[..end]);
+                        let line = std::mem::take(&mut self.line);
+                        self.end_line(&line, &mut items);
+                    }
                     bytes = &bytes[end + 1..];
                 }
                 None => {
@@ -112,9 +120,13 @@ impl SseDecoder {
         !self.line.is_empty() || self.has_data || self.pending.event.is_some()
     }
 
-    fn end_line(&mut self, items: &mut Vec<SseItem>) {
-        let mut line = String::from_utf8(std::mem::take(&mut self.line))
-            .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned());
+    fn end_line(&mut self, line: &[u8], items: &mut Vec<SseItem>) {
+        // `from_utf8` first: it checks ASCII a word at a time, far faster than the lossy
+        // decoder, which is only for the rare invalid line.
+        let line = match std::str::from_utf8(line) {
+            Ok(line) => Cow::Borrowed(line),
+            Err(_) => String::from_utf8_lossy(line),
+        };
         if line.is_empty() {
             if self.has_data {
                 items.push(SseItem::Event(std::mem::take(&mut self.pending)));
@@ -132,17 +144,17 @@ impl SseDecoder {
             Some(colon) => (colon, colon + 1),
             None => (line.len(), line.len()),
         };
+        let value = &line[value_start..];
         match &line[..field_len] {
-            "event" => self.pending.event = Some(line[value_start..].to_owned()),
-            "id" => self.pending.id = Some(line[value_start..].to_owned()),
+            "event" => self.pending.event = Some(value.to_owned()),
+            "id" => self.pending.id = Some(value.to_owned()),
             "data" if !self.has_data => {
-                line.drain(..value_start);
-                self.pending.data = line;
+                self.pending.data = value.to_owned();
                 self.has_data = true;
             }
             "data" => {
                 self.pending.data.push('\n');
-                self.pending.data.push_str(&line[value_start..]);
+                self.pending.data.push_str(value);
             }
             _ => {}
         }
@@ -158,17 +170,7 @@ pub fn encode_event(event: &str, id: Option<u64>, data: &str) -> String {
 /// event is a few bytes of JSON around a large text, written here once. Newlines in the data
 /// become separate `data:` lines, as in [`encode_event`].
 pub fn encode_event_parts(event: &str, id: Option<u64>, parts: &[&str]) -> String {
-    let data_len: usize = parts.iter().map(|part| part.len()).sum();
-    let mut encoded = String::with_capacity(event.len() + data_len + 48);
-    encoded.push_str("event: ");
-    encoded.push_str(event);
-    encoded.push('\n');
-    if let Some(id) = id {
-        encoded.push_str("id: ");
-        encoded.push_str(&id.to_string());
-        encoded.push('\n');
-    }
-    encoded.push_str("data: ");
+    let mut encoded = start_event(event, id, parts);
     for part in parts {
         let mut lines = part.split('\n');
         if let Some(first) = lines.next() {
@@ -180,6 +182,39 @@ pub fn encode_event_parts(event: &str, id: Option<u64>, parts: &[&str]) -> Strin
         }
     }
     encoded.push_str("\n\n");
+    encoded
+}
+
+/// Encodes an event whose data is one line, `parts` concatenated: compact JSON, such as an output
+/// event around a JSON string literal (which escapes its line breaks). Unlike
+/// [`encode_event_parts`] it does not search the data for line breaks, a pass over every byte
+/// of an output stream; a part that holds one anyway is a caller's bug, caught in debug builds.
+pub fn encode_line_event(event: &str, id: Option<u64>, parts: &[&str]) -> String {
+    debug_assert!(
+        parts.iter().all(|part| !part.contains(['\n', '\r'])),
+        "a line event's data holds a line break"
+    );
+    let mut encoded = start_event(event, id, parts);
+    for part in parts {
+        encoded.push_str(part);
+    }
+    encoded.push_str("\n\n");
+    encoded
+}
+
+/// An event's fields up to its first `data: `, with room for `parts` after it.
+fn start_event(event: &str, id: Option<u64>, parts: &[&str]) -> String {
+    let data_len: usize = parts.iter().map(|part| part.len()).sum();
+    let mut encoded = String::with_capacity(event.len() + data_len + 48);
+    encoded.push_str("event: ");
+    encoded.push_str(event);
+    encoded.push('\n');
+    if let Some(id) = id {
+        encoded.push_str("id: ");
+        encoded.push_str(&id.to_string());
+        encoded.push('\n');
+    }
+    encoded.push_str("data: ");
     encoded
 }
 
@@ -275,6 +310,22 @@ mod tests {
             encode_event("note", None, "a\n\nb"),
             "event: note\ndata: a\ndata: \ndata: b\n\n"
         );
+    }
+
+    #[test]
+    fn a_line_event_is_the_event_of_its_parts() {
+        for parts in [vec!["{\"data\":", "\"a\\nb\"", "}"], vec!["x"], vec![]] {
+            let encoded = encode_line_event("stdout", Some(9), &parts);
+            assert_eq!(encoded, encode_event_parts("stdout", Some(9), &parts));
+            assert_eq!(
+                SseDecoder::new().push(encoded.as_bytes()),
+                if parts.is_empty() {
+                    vec![event(Some("stdout"), Some("9"), "")]
+                } else {
+                    vec![event(Some("stdout"), Some("9"), &parts.concat())]
+                }
+            );
+        }
     }
 
     #[test]

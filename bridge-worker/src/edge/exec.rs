@@ -13,14 +13,14 @@ use std::collections::BTreeMap;
 use std::pin::pin;
 use std::time::Duration;
 
-use futures_channel::mpsc;
 use futures_util::future::Fuse;
-use futures_util::{FutureExt, SinkExt, select};
+use futures_util::{FutureExt, select};
 use worker::{Delay, Env, Headers, Response};
 
 use super::byte_reader::ByteReader;
 use super::http::random_hex;
 use super::lease_object::{self, SandboxBinding};
+use super::outlet::Outlet;
 use super::sandbox_stub::{Sandbox, js_message};
 use crate::error::BridgeError;
 use crate::exec::{Chunk, Conclusion, EndRecord, Ending, ExecPlan, OutputTracker, Unconcluded};
@@ -36,7 +36,7 @@ use bridge_protocol::auth::{SecretKey, StreamOutcome};
 
 use crate::script::{CommandScript, KillOutcome, stdin_path};
 use bridge_protocol::sse::{
-    MAX_EVENT_BYTES, SseDecoder, SseItem, encode_comment, encode_event, encode_event_parts,
+    MAX_EVENT_BYTES, SseDecoder, SseItem, encode_comment, encode_event, encode_line_event,
 };
 
 /// Longest silence before a heartbeat comment.
@@ -45,8 +45,8 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 const DRAIN_AFTER_KILL_MS: u64 = 10_000;
 /// How long the sentinel check after an interrupted script may take.
 const SENTINEL_CHECK_MS: u64 = 3_000;
-/// Events buffered between the driver and a slow client (backpressure beyond that).
-const STREAM_BUFFER: usize = 32;
+/// Bytes of events queued for a slow client before the driver waits (backpressure).
+const STREAM_BUFFER_BYTES: usize = 2 * 1024 * 1024;
 
 /// Where executions are journaled: the lease's object, the single writer of its record.
 pub(super) trait Journal {
@@ -159,14 +159,14 @@ pub(super) trait OutputSink {
 /// Where output goes: nowhere but the tracker's copy (JSON), or to the client (SSE).
 enum Sink {
     Collect,
-    Stream(mpsc::Sender<Result<Vec<u8>, worker::Error>>),
+    Stream(Outlet),
 }
 
 impl Sink {
     /// Sends text to an SSE client; a client that went away is not an error of the command.
     async fn send(&mut self, text: String) {
-        if let Self::Stream(sender) = self
-            && sender.send(Ok(text.into_bytes())).await.is_err()
+        if let Self::Stream(outlet) = self
+            && outlet.write(text.as_bytes()).await.is_err()
         {
             *self = Self::Collect;
         }
@@ -180,7 +180,7 @@ impl OutputSink for Sink {
         if matches!(self, Self::Collect) {
             return;
         }
-        let event = encode_event_parts(
+        let event = encode_line_event(
             chunk.stream.event_name(),
             Some(chunk.id),
             &["{\"data\":", chunk.data.as_json(), "}"],
@@ -215,12 +215,16 @@ pub(super) async fn run_streaming<J: Journal + 'static>(
     signer: StreamSigner,
 ) -> Result<Response, BridgeError> {
     let running = begin(env, journal, request, nonce).await?.launch().await?;
-    let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
+    let outlet = Outlet::new(STREAM_BUFFER_BYTES);
+    let body = outlet.clone();
     wasm_bindgen_futures::spawn_local(async move {
-        let mut sink = Sink::Stream(sender);
+        let mut sink = Sink::Stream(outlet);
         let outcome = drive(running, None, &mut sink).await;
         let terminal = terminal_event(outcome, &signer);
         sink.send(terminal).await;
+        if let Sink::Stream(outlet) = sink {
+            outlet.close();
+        }
     });
     let headers = Headers::new();
     let set = |name: &str, value: &str| headers.set(name, value);
@@ -228,8 +232,7 @@ pub(super) async fn run_streaming<J: Journal + 'static>(
         .and_then(|()| set("Cache-Control", "no-store"))
         .and_then(|()| set("X-Accel-Buffering", "no"))
         .map_err(|error| BridgeError::Internal(format!("stream headers: {error}")))?;
-    Response::from_stream(receiver)
-        .map(|response| response.with_headers(headers))
+    body.response(headers)
         .map_err(|error| BridgeError::Internal(format!("stream response: {error}")))
 }
 
@@ -425,6 +428,7 @@ pub(super) async fn drive<J: Journal>(
     let mut decoder = SseDecoder::new();
     let mut deadline = Delay::from(Duration::from_millis(plan.timeout_ms)).fuse();
     let mut heartbeat = Delay::from(HEARTBEAT).fuse();
+    let mut last_sent_ms = super::http::unix_millis();
     let mut drain_deadline = futures_util::future::Fuse::terminated();
     let mut timed_out = None;
     let mut cancelled = false;
@@ -448,7 +452,7 @@ pub(super) async fn drive<J: Journal>(
                     };
                     let step = tracker.on_event(event);
                     if !step.chunks.is_empty() {
-                        heartbeat = Delay::from(HEARTBEAT).fuse();
+                        last_sent_ms = super::http::unix_millis();
                     }
                     for chunk in step.chunks {
                         if let Some(kill) = deliver_by_deadline(sink.chunk(chunk), &mut deadline, &env, &plan).await? {
@@ -472,10 +476,16 @@ pub(super) async fn drive<J: Journal>(
             }
             () = drain_deadline => break 'follow Ending::Exited(None),
             () = heartbeat => {
+                let silent = Duration::from_millis(super::http::unix_millis().saturating_sub(last_sent_ms));
+                if let Some(rest) = HEARTBEAT.checked_sub(silent).filter(|rest| !rest.is_zero()) {
+                    heartbeat = Delay::from(rest).fuse();
+                    continue 'follow;
+                }
                 if let Some(kill) = deliver_by_deadline(sink.heartbeat(), &mut deadline, &env, &plan).await? {
                     timed_out = Some(kill);
                     drain_deadline = drain_after_kill();
                 }
+                last_sent_ms = super::http::unix_millis();
                 heartbeat = Delay::from(HEARTBEAT).fuse();
             }
         }

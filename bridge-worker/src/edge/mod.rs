@@ -9,6 +9,7 @@ mod http;
 // `#[durable_object]` adds undocumented glue methods (the JS-facing constructor and handlers).
 #[allow(missing_docs)]
 mod lease_object;
+mod outlet;
 #[allow(missing_docs)]
 mod replay_guard;
 mod sandbox_stub;

@@ -4,13 +4,12 @@
 //! Both are journaled executions of the lease, so a lost lease is refused before any byte moves, a
 //! release with `cancelActiveWork` stops them, and the bridge's own deadline kills what they run.
 
-use futures_channel::mpsc;
-use futures_util::SinkExt;
 use worker::{Env, Headers, Response};
 
 use super::byte_reader::{ByteReader, unreadable_body};
 use super::exec::{self, OutputSink, RemoteJournal};
 use super::http::random_hex;
+use super::outlet::Outlet;
 use super::sandbox_stub::{PendingWrite, Sandbox, with_deadline};
 use crate::error::BridgeError;
 use crate::exec::Chunk;
@@ -33,8 +32,8 @@ use bridge_protocol::remote_path::RemotePath;
 
 /// Error output of a transfer's script kept for its error message.
 const KEPT_STDERR: usize = 4096;
-/// Frames buffered between the driver and a slow client (backpressure beyond that).
-const FRAME_BUFFER: usize = 16;
+/// Bytes of frames queued for a slow client before the driver waits (backpressure).
+const FRAME_BUFFER_BYTES: usize = 2 * 1024 * 1024;
 
 /// Serves an upload: the framed `body` is staged in parts, then laid down at the target.
 pub async fn upload(
@@ -191,9 +190,10 @@ pub async fn download(
     .await?;
     let seed =
         ResponseSignature::sign_streaming(&authenticated.secret, authenticated.nonce.as_str(), 200);
-    let (sender, receiver) = mpsc::channel(FRAME_BUFFER);
+    let outlet = Outlet::new(FRAME_BUFFER_BYTES);
+    let body = outlet.clone();
     let mut sink = FrameSink {
-        sender: Some(sender),
+        outlet: Some(outlet),
         sealer: FrameSealer::new(authenticated.secret.clone(), seed),
         base64: Base64Stream::default(),
         broken: None,
@@ -202,6 +202,9 @@ pub async fn download(
         let outcome = exec::drive(running, Some(KEPT_STDERR), &mut sink).await;
         let terminal = sink.terminal(outcome, &source);
         sink.send(terminal).await;
+        if let Some(outlet) = sink.outlet {
+            outlet.close();
+        }
     });
     let headers = Headers::new();
     let set = |name: &str, value: &str| headers.set(name, value);
@@ -209,15 +212,14 @@ pub async fn download(
         .and_then(|()| set("Cache-Control", "no-store"))
         .and_then(|()| set(RESPONSE_SIGNATURE_HEADER, &hex::encode(seed)))
         .map_err(|error| BridgeError::Internal(format!("download headers: {error}")))?;
-    Response::from_stream(receiver)
-        .map(|response| response.with_headers(headers))
+    body.response(headers)
         .map_err(|error| BridgeError::Internal(format!("download response: {error}")))
 }
 
 /// Turns the download script's stdout into data frames.
 struct FrameSink {
     /// `None` once the client went away.
-    sender: Option<mpsc::Sender<Result<Vec<u8>, worker::Error>>>,
+    outlet: Option<Outlet>,
     sealer: FrameSealer,
     base64: Base64Stream,
     /// Set when the output stopped being base64; nothing more is forwarded.
@@ -226,10 +228,10 @@ struct FrameSink {
 
 impl FrameSink {
     async fn send(&mut self, frame: Vec<u8>) {
-        if let Some(sender) = &mut self.sender
-            && sender.send(Ok(frame)).await.is_err()
+        if let Some(outlet) = &self.outlet
+            && outlet.write(&frame).await.is_err()
         {
-            self.sender = None;
+            self.outlet = None;
         }
     }
 
@@ -289,7 +291,7 @@ impl OutputSink for FrameSink {
     async fn heartbeat(&mut self) {}
 
     fn abandoned(&self) -> bool {
-        self.sender.is_none()
+        self.outlet.is_none()
     }
 }
 
