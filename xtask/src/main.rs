@@ -28,7 +28,9 @@ commands:
   manifest  rewrite plugin/npm/dist/manifest.js from the binary's manifest
   bench   measure every performance target (DESIGN §10) and print pass/fail; writes
           target/bench/bench.json (`bench exec`: only round trips, DO calls and streaming;
-          `bench sync`: only native file sync)
+          `bench sync`: only native file sync; `bench compare <dir> [rounds]`: the 64 MiB
+          stream of this work tree's Worker against the Worker build in <dir>, A/B in
+          alternating rounds)
   chaos   the fault suite at full scale (container death, workerd restart, gone and slow
           clients, 64 leases x 8 concurrent commands, a misbehaving bridge under the plugin);
           prints what each case measured, writes target/chaos/chaos.json (`test` runs the same
@@ -56,6 +58,12 @@ fn main() -> ExitCode {
         ["bench"] => setup::run().and_then(|()| bench::run()),
         ["bench", "sync"] => setup::run().and_then(|()| bench::run_sync()),
         ["bench", "exec"] => setup::run().and_then(|()| bench::run_exec()),
+        ["bench", "compare", baseline] => {
+            setup::run().and_then(|()| bench::compare::run(&repo_path(baseline), None))
+        }
+        ["bench", "compare", baseline, rounds] => {
+            setup::run().and_then(|()| bench::compare::run(&repo_path(baseline), Some(rounds)))
+        }
         ["chaos"] => setup::run().and_then(|()| chaos::run()),
         ["test" | "ci"] => setup::run().and_then(|()| test::run()),
         ["help" | "--help" | "-h"] => {
@@ -74,4 +82,10 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A path given on the command line: as it is when absolute, else from the repository root,
+/// where `cargo xtask` runs the optimised bench.
+fn repo_path(path: &str) -> std::path::PathBuf {
+    tools::repo_root().join(path)
 }

@@ -73,19 +73,7 @@ fn shapes(lease: &LeaseResponse) -> [Shape; 2] {
 
 /// Round trips, DO calls, the breakdown and streaming, as JSON.
 pub async fn measure(stack: &LocalStack, client: &BridgeClient) -> Result<Value> {
-    let at_socket = stack
-        .worker_socket_client()
-        .context("cannot find the Worker's own socket behind wrangler's proxy")?;
-    let lease: LeaseResponse = client
-        .post(
-            Route::AcquireLease,
-            &AcquireLeaseRequest {
-                environment_id: "bench".into(),
-                run_id: "bench-run".into(),
-                ..AcquireLeaseRequest::default()
-            },
-        )
-        .await?;
+    let (at_socket, lease) = socket_and_lease(stack, client, "bench").await?;
     let shapes = shapes(&lease);
     let round_trips = round_trips(stack, client, &at_socket, &shapes).await?;
     let breakdown = breakdown(stack, &at_socket, &shapes).await?;
@@ -94,6 +82,28 @@ pub async fn measure(stack: &LocalStack, client: &BridgeClient) -> Result<Value>
         .fetch::<Value>(Route::DestroyLease(lease.provider_lease_id))
         .await?;
     Ok(json!({ "roundTrip": round_trips, "breakdown": breakdown, "streaming": streaming }))
+}
+
+/// A client of the Worker's own socket, and a lease of `environment` for the measurements.
+pub(super) async fn socket_and_lease(
+    stack: &LocalStack,
+    client: &BridgeClient,
+    environment: &str,
+) -> Result<(BridgeClient, LeaseResponse)> {
+    let at_socket = stack
+        .worker_socket_client()
+        .context("cannot find the Worker's own socket behind wrangler's proxy")?;
+    let lease = client
+        .post(
+            Route::AcquireLease,
+            &AcquireLeaseRequest {
+                environment_id: environment.into(),
+                run_id: format!("{environment}-run"),
+                ..AcquireLeaseRequest::default()
+            },
+        )
+        .await?;
+    Ok((at_socket, lease))
 }
 
 async fn round_trips(
@@ -266,17 +276,7 @@ async fn streaming(
     let idle_rss = workerd_rss(group);
     let (stop_sampling, sampling) = tokio::sync::oneshot::channel::<()>();
     let sampler = tokio::spawn(peak_rss_of_workerd(group, sampling));
-    let request = ExecRequest {
-        provider_lease_id: lease.provider_lease_id.clone(),
-        command: "sh".into(),
-        args: vec![
-            "-c".into(),
-            format!("yes {} | head -c {STREAM_BYTES}", STREAM_LINE.trim_end()),
-        ],
-        session: SessionMode::None,
-        login_shell: Some(false),
-        ..ExecRequest::default()
-    };
+    let request = stream_request(lease);
     let mut at_socket_runs = Vec::with_capacity(STREAM_RUNS);
     let mut via_proxy_runs = Vec::with_capacity(STREAM_RUNS);
     for _ in 0..STREAM_RUNS {
@@ -303,8 +303,26 @@ async fn streaming(
     }))
 }
 
+/// The command whose output every stream measurement reads: [`STREAM_BYTES`] of text lines.
+pub(super) fn stream_request(lease: &LeaseResponse) -> ExecRequest {
+    ExecRequest {
+        provider_lease_id: lease.provider_lease_id.clone(),
+        command: "sh".into(),
+        args: vec![
+            "-c".into(),
+            format!("yes {} | head -c {STREAM_BYTES}", STREAM_LINE.trim_end()),
+        ],
+        session: SessionMode::None,
+        login_shell: Some(false),
+        ..ExecRequest::default()
+    }
+}
+
 /// Streams `request` once, checking every byte; returns MiB/s and the first chunk's delay in ms.
-async fn stream_once(client: &BridgeClient, request: &ExecRequest) -> Result<(f64, f64)> {
+pub(super) async fn stream_once(
+    client: &BridgeClient,
+    request: &ExecRequest,
+) -> Result<(f64, f64)> {
     let expected = expected_stream_digest();
     let mut received = 0usize;
     let mut digest = Sha256::new();

@@ -3,6 +3,7 @@
 //! target, pass or fail), then every other measurement, and written as JSON.
 
 mod checks;
+pub mod compare;
 mod exec;
 mod heartbeat;
 mod plugin;
