@@ -84,8 +84,8 @@ pub fn run(baseline: &Path, rounds: Option<&str>) -> Result<()> {
         round_medians.push(medians);
     }
     drop(installed);
-    let baseline_median = median(&mut rates[0].clone());
-    let current_median = median(&mut rates[1].clone());
+    let baseline_median = median(&mut rates[0]);
+    let current_median = median(&mut rates[1]);
     let won = round_medians
         .iter()
         .filter(|[base, current]| current > base)
