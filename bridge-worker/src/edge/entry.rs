@@ -6,7 +6,6 @@ use super::byte_reader::{ByteReader, unreadable_body};
 use super::handlers::{self, Answer, Call};
 use super::http::{self, Reply};
 use super::replay_guard;
-use crate::config::BridgeConfig;
 use crate::error::BridgeError;
 use crate::replay::NonceClaim;
 use bridge_protocol::api::HEALTHZ_PATH;
@@ -37,7 +36,7 @@ async fn serve(
     method: &str,
     target: &RequestTarget,
 ) -> (Answer, Option<Authenticated>) {
-    let config = match BridgeConfig::from_lookup(|name| http::var(env, name)) {
+    let config = match http::config(env) {
         Ok(config) => config,
         Err(error) => return (Answer::Json(Reply::error(&error.into())), None),
     };

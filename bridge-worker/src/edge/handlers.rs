@@ -4,7 +4,7 @@ use serde::de::DeserializeOwned;
 use worker::{Env, Response};
 
 use super::byte_reader::ByteReader;
-use super::http::{Reply, unix_millis};
+use super::http::{Reply, unix_millis, whole_body};
 use super::sandbox_stub::{Sandbox, with_deadline};
 use super::{exec, lease_object, transfer};
 use crate::error::BridgeError;
@@ -116,12 +116,12 @@ pub async fn handle(route: Route, call: Call<'_>) -> Result<Answer, BridgeError>
                     .wants_stream
                     .then(|| call.authenticated.key_id.as_str().to_owned()),
             };
-            let mut answer = lease_object::execute(env, &lease, &order).await?;
+            let answer = lease_object::execute(env, &lease, &order).await?;
             let status = answer.status_code();
             if order.stream_key.is_some() && status == 200 {
                 return Ok(Answer::Stream(answer));
             }
-            let body = answer.bytes().await.map_err(|error| {
+            let body = whole_body(&answer).await.map_err(|error| {
                 BridgeError::Internal(format!("reading the lease object's answer: {error}"))
             })?;
             json(Ok(Reply::encoded(status, body)))

@@ -1,9 +1,15 @@
 //! Small runtime helpers around requests and responses.
 
-use futures_util::StreamExt;
-use serde::Serialize;
-use worker::{Env, Headers, Request, Response};
+use std::cell::OnceCell;
+use std::rc::Rc;
 
+use futures_util::StreamExt;
+use js_sys::Uint8Array;
+use serde::Serialize;
+use wasm_bindgen_futures::JsFuture;
+use worker::{Env, Headers, Request, Response, ResponseBody, web_sys};
+
+use crate::config::{BridgeConfig, ConfigError};
 use crate::error::BridgeError;
 use bridge_protocol::auth::{Authenticated, RESPONSE_SIGNATURE_HEADER, ResponseSignature};
 
@@ -75,6 +81,25 @@ pub fn var(env: &Env, name: &str) -> Option<String> {
         .ok()
 }
 
+thread_local! {
+    /// The configuration once it parsed in this isolate.
+    static CONFIG: OnceCell<Rc<BridgeConfig>> = const { OnceCell::new() };
+}
+
+/// The bridge's configuration, parsed from its vars and secrets on first use in an isolate: they
+/// never change under a running isolate (a new version or secret starts new ones), and parsing
+/// them on every request cost a dozen calls into JavaScript in the Worker and again in the lease
+/// object. A configuration that does not parse is not kept, so every request reports it.
+pub fn config(env: &Env) -> Result<Rc<BridgeConfig>, ConfigError> {
+    CONFIG.with(|cell| {
+        if let Some(config) = cell.get() {
+            return Ok(Rc::clone(config));
+        }
+        let config = Rc::new(BridgeConfig::from_lookup(|name| var(env, name))?);
+        Ok(Rc::clone(cell.get_or_init(|| config)))
+    })
+}
+
 /// Reads the whole body, refusing it as soon as it grows past `limit`.
 pub async fn read_body(request: &mut Request, limit: u64) -> Result<Vec<u8>, BridgeError> {
     let too_large = BridgeError::BodyTooLarge { limit };
@@ -90,6 +115,12 @@ pub async fn read_body(request: &mut Request, limit: u64) -> Result<Vec<u8>, Bri
     if request.inner().body().is_none() {
         return Ok(Vec::new());
     }
+    if declared.is_some() {
+        // The runtime delivers exactly the declared length, so one `arrayBuffer()` is bounded.
+        return request.bytes().await.map_err(|error| {
+            BridgeError::InvalidRequest(format!("cannot read the body: {error}"))
+        });
+    }
     let mut stream = request
         .stream()
         .map_err(|error| BridgeError::InvalidRequest(format!("cannot read the body: {error}")))?;
@@ -104,6 +135,20 @@ pub async fn read_body(request: &mut Request, limit: u64) -> Result<Vec<u8>, Bri
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// The whole body of another object's answer in one `arrayBuffer()`: workers-rs'
+/// `Response::bytes` pulls it through a stream reader chunk by chunk, and releasing that reader
+/// costs workerd a `TypeError` with its stack, on every call.
+pub async fn whole_body(response: &Response) -> worker::Result<Vec<u8>> {
+    let stream = match response.body() {
+        ResponseBody::Empty => return Ok(Vec::new()),
+        ResponseBody::Body(bytes) => return Ok(bytes.clone()),
+        ResponseBody::Stream(stream) => stream,
+    };
+    let whole = web_sys::Response::new_with_opt_readable_stream(Some(stream))?;
+    let buffer = JsFuture::from(whole.array_buffer()?).await?;
+    Ok(Uint8Array::new(&buffer).to_vec())
 }
 
 /// Seconds since the Unix epoch by the Workers clock.

@@ -17,9 +17,9 @@ use worker::{DurableObject, Env, Method, Request, RequestInit, Response, State, 
 use super::exec::{self, Journal, StreamSigner};
 use super::handlers::Answer;
 use super::http::{self, Reply};
-use super::replay_guard::claim_in;
+use super::replay_guard::NonceTable;
 use super::sandbox_stub::{Sandbox, with_deadline};
-use crate::config::{BridgeConfig, DEFAULT_LEASE_IDLE_TTL_SECONDS, lease_idle_ttl_seconds};
+use crate::config::{DEFAULT_LEASE_IDLE_TTL_SECONDS, lease_idle_ttl_seconds};
 use crate::error::BridgeError;
 use crate::exec::ExecPlan;
 use crate::lease::LeaseRecord;
@@ -27,6 +27,7 @@ use crate::lease::object::{LeaseObjectLogic, LeaseStorage, SandboxCalls};
 use crate::lease::protocol::{
     ExecOrder, ExecutionEnded, ExecutionTicket, LeaseCommand, LeaseRequest,
 };
+use crate::lease::record::StoredRecord;
 use crate::replay::NonceClaim;
 use crate::sandbox::{ExecOutput, SandboxConfiguration, SandboxId};
 use bridge_protocol::api::{CancelResponse, ErrorBody, ExecutionStatus};
@@ -51,9 +52,11 @@ pub async fn send<R: DeserializeOwned>(
         lease_id: lease_id.to_owned(),
         command,
     };
-    let mut response = post(env, lease_id, "/", &request).await?;
+    let response = post(env, lease_id, "/", &request).await?;
     let status = response.status_code();
-    let bytes = response.bytes().await.map_err(unreachable_object)?;
+    let bytes = http::whole_body(&response)
+        .await
+        .map_err(unreachable_object)?;
     if status == 200 {
         serde_json::from_slice(&bytes)
             .map_err(|error| BridgeError::Internal(format!("lease object reply: {error}")))
@@ -117,10 +120,15 @@ struct LeaseCore {
     armed_at: Cell<Option<u64>>,
     /// The record as last read or written by this instance.
     record: RefCell<Option<LeaseRecord>>,
+    nonces: NonceTable,
+    /// How long an abandoned lease lives, read once: vars are fixed for an instance's life.
+    idle_ttl_ms: u64,
 }
 
 impl DurableObject for LeaseObject {
     fn new(state: State, env: Env) -> Self {
+        let idle_ttl_seconds = lease_idle_ttl_seconds(|name| http::var(&env, name))
+            .unwrap_or(DEFAULT_LEASE_IDLE_TTL_SECONDS);
         Self {
             core: Rc::new(LeaseCore {
                 state,
@@ -128,13 +136,16 @@ impl DurableObject for LeaseObject {
                 serial: Mutex::new(()),
                 armed_at: Cell::new(None),
                 record: RefCell::new(None),
+                nonces: NonceTable::default(),
+                idle_ttl_ms: idle_ttl_seconds * 1000,
             }),
         }
     }
 
     async fn fetch(&self, mut request: Request) -> worker::Result<Response> {
+        let message = request.bytes().await?;
         if request.path() == EXEC_PATH {
-            return match request.json::<ExecOrder>().await {
+            return match serde_json::from_slice::<ExecOrder>(&message) {
                 Ok(order) => self.execute(order).await,
                 Err(error) => http::respond(
                     Reply::error(&BridgeError::Internal(format!(
@@ -145,7 +156,7 @@ impl DurableObject for LeaseObject {
             };
         }
         let core = &self.core;
-        let reply = match request.json::<LeaseRequest>().await {
+        let reply = match serde_json::from_slice::<LeaseRequest>(&message) {
             Ok(request) => {
                 let _serial = core.serial.lock().await;
                 core.logic().handle(request).await.map_or_else(
@@ -182,7 +193,7 @@ impl LeaseObject {
         let env = &self.core.env;
         let journal = ObjectJournal(Rc::clone(&self.core));
         let answer = async {
-            let config = BridgeConfig::from_lookup(|name| http::var(env, name))?;
+            let config = http::config(env)?;
             match order.stream_key {
                 None => {
                     let result = exec::run_to_completion(
@@ -219,12 +230,10 @@ impl LeaseObject {
 
 impl LeaseCore {
     fn logic(&self) -> LeaseObjectLogic<ObjectStorage<'_>, SandboxBinding<'_>> {
-        let idle_ttl_seconds = lease_idle_ttl_seconds(|name| http::var(&self.env, name))
-            .unwrap_or(DEFAULT_LEASE_IDLE_TTL_SECONDS);
         LeaseObjectLogic::new(
             self.storage(),
             SandboxBinding::new(&self.env),
-            idle_ttl_seconds * 1000,
+            self.idle_ttl_ms,
         )
     }
 
@@ -233,6 +242,7 @@ impl LeaseCore {
             state: &self.state,
             armed_at: &self.armed_at,
             record: &self.record,
+            nonces: &self.nonces,
         }
     }
 }
@@ -294,6 +304,7 @@ struct ObjectStorage<'a> {
     state: &'a State,
     armed_at: &'a Cell<Option<u64>>,
     record: &'a RefCell<Option<LeaseRecord>>,
+    nonces: &'a NonceTable,
 }
 
 impl LeaseStorage for ObjectStorage<'_> {
@@ -303,20 +314,26 @@ impl LeaseStorage for ObjectStorage<'_> {
         if let Some(record) = self.record.borrow().as_ref() {
             return Ok(Some(record.clone()));
         }
-        let stored: Option<LeaseRecord> = self
+        let stored: Option<StoredRecord> = self
             .state
             .storage()
             .get(RECORD_KEY)
             .await
+            .map_err(|error| internal(&format!("reading the lease record: {error}")))?;
+        let stored = stored
+            .map(StoredRecord::into_record)
+            .transpose()
             .map_err(|error| internal(&format!("reading the lease record: {error}")))?;
         self.record.replace(stored.clone());
         Ok(stored)
     }
 
     async fn store(&self, record: &LeaseRecord) -> Result<(), BridgeError> {
+        let text = StoredRecord::encode(record)
+            .map_err(|error| internal(&format!("encoding the lease record: {error}")))?;
         self.state
             .storage()
-            .put(RECORD_KEY, record)
+            .put_raw(RECORD_KEY, text)
             .await
             .map_err(|error| internal(&format!("writing the lease record: {error}")))?;
         self.record.replace(Some(record.clone()));
@@ -324,7 +341,8 @@ impl LeaseStorage for ObjectStorage<'_> {
     }
 
     async fn claim_nonce(&self, claim: &NonceClaim) -> Result<bool, BridgeError> {
-        claim_in(&self.state.storage().sql(), claim)
+        self.nonces
+            .claim(&self.state.storage().sql(), claim)
             .map_err(|error| internal(&format!("claiming the request nonce: {error}")))
     }
 

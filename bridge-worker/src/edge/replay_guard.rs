@@ -4,6 +4,8 @@
 //! Isolate memory is per isolate and may be evicted at any time, so it cannot prove a nonce is new;
 //! a Durable Object is the single writer that can.
 
+use std::cell::Cell;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use worker::{
@@ -11,6 +13,7 @@ use worker::{
     durable_object,
 };
 
+use super::http;
 use crate::error::BridgeError;
 use crate::replay::NonceClaim;
 use bridge_protocol::auth::AuthRejection;
@@ -39,8 +42,10 @@ pub async fn claim(env: &Env, claim: &NonceClaim) -> Result<(), BridgeError> {
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_body(Some(body.into()));
     let request = Request::new_with_init("https://replay-guard/claim", &init).map_err(internal)?;
-    let mut response = stub.fetch_with_request(request).await.map_err(internal)?;
-    let verdict: NonceVerdict = response.json().await.map_err(internal)?;
+    let response = stub.fetch_with_request(request).await.map_err(internal)?;
+    let body = http::whole_body(&response).await.map_err(internal)?;
+    let verdict: NonceVerdict = serde_json::from_slice(&body)
+        .map_err(|error| BridgeError::Internal(format!("replay guard reply: {error}")))?;
     if verdict.fresh {
         Ok(())
     } else {
@@ -48,42 +53,64 @@ pub async fn claim(env: &Env, claim: &NonceClaim) -> Result<(), BridgeError> {
     }
 }
 
-/// Remembers a nonce in an object's SQLite storage, forgetting expired ones; `false` if it was
-/// remembered already. Shared by the guard's shards and the lease objects.
-pub(super) fn claim_in(sql: &SqlStorage, claim: &NonceClaim) -> worker::Result<bool> {
-    sql.exec(
-        "CREATE TABLE IF NOT EXISTS seen_nonces (nonce TEXT PRIMARY KEY, remember_until INTEGER NOT NULL)",
-        None,
-    )?;
-    sql.exec(
-        "DELETE FROM seen_nonces WHERE remember_until < ?",
-        vec![seconds(claim.now)?],
-    )?;
-    let claimed = sql
-        .exec(
-            "INSERT INTO seen_nonces (nonce, remember_until) VALUES (?, ?) \
-             ON CONFLICT (nonce) DO NOTHING RETURNING nonce",
-            vec![claim.nonce.clone().into(), seconds(claim.remember_until)?],
-        )?
-        .raw()
-        .count();
-    Ok(claimed == 1)
+/// The nonces an object remembers, in its SQLite storage. Shared by the guard's shards and the
+/// lease objects.
+#[derive(Default)]
+pub(super) struct NonceTable {
+    /// Whether this instance has made sure the table and its index exist.
+    ready: Cell<bool>,
+}
+
+impl NonceTable {
+    /// Remembers `claim`'s nonce, forgetting expired ones; `false` if it was remembered already.
+    /// Expired nonces are found through an index, so a busy object does not scan every nonce of
+    /// its window on each claim.
+    pub(super) fn claim(&self, sql: &SqlStorage, claim: &NonceClaim) -> worker::Result<bool> {
+        if !self.ready.get() {
+            sql.exec(
+                "CREATE TABLE IF NOT EXISTS seen_nonces (nonce TEXT PRIMARY KEY, remember_until INTEGER NOT NULL)",
+                None,
+            )?;
+            sql.exec(
+                "CREATE INDEX IF NOT EXISTS seen_nonces_by_expiry ON seen_nonces (remember_until)",
+                None,
+            )?;
+            self.ready.set(true);
+        }
+        sql.exec(
+            "DELETE FROM seen_nonces WHERE remember_until < ?",
+            vec![seconds(claim.now)?],
+        )?;
+        let claimed = sql
+            .exec(
+                "INSERT INTO seen_nonces (nonce, remember_until) VALUES (?, ?) \
+                 ON CONFLICT (nonce) DO NOTHING RETURNING nonce",
+                vec![claim.nonce.clone().into(), seconds(claim.remember_until)?],
+            )?
+            .raw()
+            .count();
+        Ok(claimed == 1)
+    }
 }
 
 /// One shard of the nonce cache (SQLite-backed).
 #[durable_object]
 pub struct ReplayGuard {
     state: State,
+    nonces: NonceTable,
 }
 
 impl DurableObject for ReplayGuard {
     fn new(state: State, _env: Env) -> Self {
-        Self { state }
+        Self {
+            state,
+            nonces: NonceTable::default(),
+        }
     }
 
     async fn fetch(&self, mut request: Request) -> worker::Result<Response> {
-        let claim: NonceClaim = request.json().await?;
-        let fresh = claim_in(&self.state.storage().sql(), &claim)?;
+        let claim: NonceClaim = serde_json::from_slice(&request.bytes().await?)?;
+        let fresh = self.nonces.claim(&self.state.storage().sql(), &claim)?;
         Response::from_json(&NonceVerdict { fresh })
     }
 }

@@ -1,26 +1,32 @@
-//! `cargo xtask bench compare <worker build> [rounds]`: the 64 MiB stream of two Worker builds,
-//! A/B on one machine. This machine's speed moves by 2× between days, so an absolute figure from another day
-//! says little about a change; rounds that alternate the two builds on fresh stacks, minutes
-//! apart, do. Each round starts a stack on one build, streams [`STREAMS_PER_ROUND`] times at
-//! workerd's socket after one warm-up stream, and stops it; the order of the builds alternates
-//! from round to round.
+//! `cargo xtask bench compare <worker build> [rounds]`: the 64 MiB stream and the `exec true`
+//! overhead of two Worker builds, A/B on one machine. This machine's speed moves by 2× between
+//! days, so an absolute figure from another day says little about a change; rounds that alternate
+//! the two builds on fresh stacks, minutes apart, do. Each round starts a stack on one build,
+//! streams [`STREAMS_PER_ROUND`] times at workerd's socket after one warm-up stream, runs
+//! [`TRIPS_PER_ROUND`] round trips of each request shape there, each after a direct local-sandbox
+//! call, and stops it; the order of the builds alternates from round to round.
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use bridge_protocol::routes::Route;
 use bridge_tests::harness::{LocalStack, StackOptions};
 use serde_json::{Value, json};
 
-use super::exec::{socket_and_lease, stream_once, stream_request};
-use super::median;
+use super::exec::{DirectTrue, exec_true, shapes, socket_and_lease, stream_once, stream_request};
+use super::{median, ms};
 use crate::build;
 use crate::command::announce;
 use crate::tools::repo_root;
 
 /// Streams measured per build and round, after the warm-up.
 const STREAMS_PER_ROUND: usize = 5;
+/// Round trips of each request shape measured per build and round, after the warm-up ones.
+const TRIPS_PER_ROUND: usize = 100;
+/// Round trips per build and round run first and thrown away.
+const WARM_UP_TRIPS: usize = 20;
 /// Rounds unless the command line says otherwise.
 const DEFAULT_ROUNDS: usize = 4;
 
@@ -58,11 +64,11 @@ pub fn run(baseline: &Path, rounds: Option<&str>) -> Result<()> {
     };
     let builds = [("baseline", baseline.to_path_buf()), ("current", current)];
     let runtime = tokio::runtime::Runtime::new()?;
-    let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
-    let mut round_medians = Vec::new();
+    let mut all: [Measured; 2] = Default::default();
+    let mut per_round = Vec::new();
     for round in 0..rounds {
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-        let mut medians = [f64::NAN; 2];
+        let mut this_round: [Option<Summary>; 2] = [None, None];
         for index in order {
             let (name, dir) = &builds[index];
             announce(&format!(
@@ -77,41 +83,40 @@ pub fn run(baseline: &Path, rounds: Option<&str>) -> Result<()> {
             }
             fs::create_dir_all(&work_dir)?;
             let stack = LocalStack::start(&StackOptions::new(&local_sandbox, &work_dir))?;
-            let mut streams = runtime.block_on(streams(&stack))?;
-            rates[index].extend(&streams);
-            medians[index] = median(&mut streams);
+            let mut measured = runtime.block_on(measure(&stack))?;
+            this_round[index] = Some(measured.summary());
+            all[index].append(&mut measured);
         }
-        round_medians.push(medians);
+        let [Some(baseline), Some(current)] = this_round else {
+            bail!("round {} measured only one build", round + 1);
+        };
+        per_round.push([baseline, current]);
     }
     drop(installed);
-    let baseline_median = median(&mut rates[0]);
-    let current_median = median(&mut rates[1]);
-    let won = round_medians
-        .iter()
-        .filter(|[base, current]| current > base)
-        .count();
-    println!(
-        "\n{:<8} {:>18} {:>18}",
-        "round", "baseline MiB/s", "current MiB/s"
-    );
-    for (round, [base, current]) in round_medians.iter().enumerate() {
-        println!("{:<8} {base:>18.1} {current:>18.1}", round + 1);
-    }
-    println!(
-        "{:<8} {baseline_median:>18.1} {current_median:>18.1}\n\ncurrent / baseline: {:.3}, \
-         ahead in {won} of {rounds} rounds",
-        "median",
-        current_median / baseline_median
-    );
+    let overall = [all[0].summary(), all[1].summary()];
+    print_report(&per_round, &overall);
+    let won = |better: fn(&Summary, &Summary) -> bool| {
+        per_round
+            .iter()
+            .filter(|[base, current]| better(current, base))
+            .count()
+    };
     let report = json!({
         "baseline": baseline.display().to_string(),
         "bytes": super::exec::STREAM_BYTES,
         "streamsPerRound": STREAMS_PER_ROUND,
-        "rounds": round_medians.iter().map(|[base, current]| json!({"baseline": base, "current": current})).collect::<Vec<Value>>(),
-        "baselineMibPerSecond": baseline_median,
-        "currentMibPerSecond": current_median,
-        "currentOverBaseline": current_median / baseline_median,
-        "roundsWon": won,
+        "tripsPerRound": TRIPS_PER_ROUND,
+        "rounds": per_round.iter().map(|[base, current]| json!({"baseline": base.json(), "current": current.json()})).collect::<Vec<Value>>(),
+        "baselineOverall": overall[0].json(),
+        "currentOverall": overall[1].json(),
+        "streamCurrentOverBaseline": overall[1].mib_per_second / overall[0].mib_per_second,
+        "agentOverheadCurrentOverBaseline": overall[1].agent_overhead_ms / overall[0].agent_overhead_ms,
+        "controlOverheadCurrentOverBaseline": overall[1].control_overhead_ms / overall[0].control_overhead_ms,
+        "roundsWon": {
+            "stream": won(|current, base| current.mib_per_second > base.mib_per_second),
+            "agentOverhead": won(|current, base| current.agent_overhead_ms < base.agent_overhead_ms),
+            "controlOverhead": won(|current, base| current.control_overhead_ms < base.control_overhead_ms),
+        },
     });
     let out = compare_dir.join("compare.json");
     fs::write(&out, serde_json::to_vec_pretty(&report)?)?;
@@ -119,20 +124,120 @@ pub fn run(baseline: &Path, rounds: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// One warm-up stream, then [`STREAMS_PER_ROUND`] measured ones at workerd's socket, in MiB/s.
-async fn streams(stack: &LocalStack) -> Result<Vec<f64>> {
+/// What one build measured: stream rates in MiB/s, and round trips in ms.
+#[derive(Default)]
+struct Measured {
+    mib_per_second: Vec<f64>,
+    direct_ms: Vec<f64>,
+    agent_ms: Vec<f64>,
+    control_ms: Vec<f64>,
+}
+
+impl Measured {
+    fn append(&mut self, other: &mut Self) {
+        self.mib_per_second.append(&mut other.mib_per_second);
+        self.direct_ms.append(&mut other.direct_ms);
+        self.agent_ms.append(&mut other.agent_ms);
+        self.control_ms.append(&mut other.control_ms);
+    }
+
+    /// Medians; an overhead is the median round trip less the median direct call.
+    fn summary(&self) -> Summary {
+        let of = |samples: &[f64]| median(&mut samples.to_vec());
+        let direct = of(&self.direct_ms);
+        Summary {
+            mib_per_second: of(&self.mib_per_second),
+            direct_ms: direct,
+            agent_overhead_ms: of(&self.agent_ms) - direct,
+            control_overhead_ms: of(&self.control_ms) - direct,
+        }
+    }
+}
+
+/// The medians of a [`Measured`].
+struct Summary {
+    mib_per_second: f64,
+    direct_ms: f64,
+    agent_overhead_ms: f64,
+    control_overhead_ms: f64,
+}
+
+impl Summary {
+    fn json(&self) -> Value {
+        json!({
+            "mibPerSecond": self.mib_per_second,
+            "directP50Ms": self.direct_ms,
+            "agentOverheadP50Ms": self.agent_overhead_ms,
+            "controlOverheadP50Ms": self.control_overhead_ms,
+        })
+    }
+}
+
+fn print_report(per_round: &[[Summary; 2]], overall: &[Summary; 2]) {
+    println!(
+        "\n{:<8} {:>22} {:>22} {:>22} {:>22}",
+        "round", "stream MiB/s", "agent overhead ms", "control overhead ms", "direct call ms"
+    );
+    let row = |label: &str, [base, current]: &[Summary; 2]| {
+        let pair = |a: f64, b: f64| format!("{a:.1} -> {b:.1}");
+        println!(
+            "{label:<8} {:>22} {:>22} {:>22} {:>22}",
+            pair(base.mib_per_second, current.mib_per_second),
+            pair(base.agent_overhead_ms, current.agent_overhead_ms),
+            pair(base.control_overhead_ms, current.control_overhead_ms),
+            pair(base.direct_ms, current.direct_ms),
+        );
+    };
+    for (round, pair) in per_round.iter().enumerate() {
+        row(&(round + 1).to_string(), pair);
+    }
+    row("median", overall);
+    let [base, current] = overall;
+    println!(
+        "\ncurrent / baseline: stream {:.3}, agent overhead {:.3}, control overhead {:.3} \
+         (baseline -> current in every column)",
+        current.mib_per_second / base.mib_per_second,
+        current.agent_overhead_ms / base.agent_overhead_ms,
+        current.control_overhead_ms / base.control_overhead_ms,
+    );
+}
+
+/// One warm-up stream, then [`STREAMS_PER_ROUND`] measured ones at workerd's socket; then the
+/// round trips, each shape's after a direct call.
+async fn measure(stack: &LocalStack) -> Result<Measured> {
     let client = stack.client()?;
     let (at_socket, lease) = socket_and_lease(stack, &client, "bench-compare").await?;
     let request = stream_request(&lease);
     stream_once(&at_socket, &request).await?;
-    let mut rates = Vec::with_capacity(STREAMS_PER_ROUND);
+    let mut measured = Measured::default();
     for _ in 0..STREAMS_PER_ROUND {
-        rates.push(stream_once(&at_socket, &request).await?.0);
+        measured
+            .mib_per_second
+            .push(stream_once(&at_socket, &request).await?.0);
+    }
+    let direct = DirectTrue::new(stack).await?;
+    let [agent, control] = shapes(&lease);
+    for trip in 0..WARM_UP_TRIPS + TRIPS_PER_ROUND {
+        let keep = trip >= WARM_UP_TRIPS;
+        for (shape, samples) in [
+            (&agent, &mut measured.agent_ms),
+            (&control, &mut measured.control_ms),
+        ] {
+            let started = Instant::now();
+            direct.run().await?;
+            let direct_ms = ms(started.elapsed());
+            let started = Instant::now();
+            exec_true(&at_socket, shape).await?;
+            if keep {
+                measured.direct_ms.push(direct_ms);
+                samples.push(ms(started.elapsed()));
+            }
+        }
     }
     client
         .fetch::<Value>(Route::DestroyLease(lease.provider_lease_id))
         .await?;
-    Ok(rates)
+    Ok(measured)
 }
 
 /// The build the local stack loads (`bridge-worker/build`), put back to the work tree's own when

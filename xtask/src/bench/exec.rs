@@ -37,14 +37,15 @@ const STREAM_RUNS: usize = 5;
 pub const STREAM_LINE: &str = "the-quick-brown-fox-jumps-over-the-lazy-dog\n";
 
 /// An `exec true` request as the plugin shapes it.
-struct Shape {
-    key: &'static str,
+pub(super) struct Shape {
+    /// `agent` or `control`.
+    pub(super) key: &'static str,
     request: ExecRequest,
 }
 
 /// The plugin's two shapes: an agent's command (the lease's session, a login shell, the lease's
 /// directory, a timeout) and its own or the host's control commands (no session, no login shell).
-fn shapes(lease: &LeaseResponse) -> [Shape; 2] {
+pub(super) fn shapes(lease: &LeaseResponse) -> [Shape; 2] {
     let control = ExecRequest {
         provider_lease_id: lease.provider_lease_id.clone(),
         command: "true".into(),
@@ -116,24 +117,8 @@ async fn round_trips(
         "bench: `true` round trips, two request shapes at workerd and through wrangler's proxy, \
          interleaved with direct local-sandbox calls ({ROUND_TRIPS} each)"
     ));
-    let sandbox = sandbox_id(stack).await?;
-    let local_sandbox = stack.local_sandbox().base_url();
+    let direct = DirectTrue::new(stack).await?;
     let http = bridge_tests::http_client();
-    let direct_body = json!({ "command": "true", "sessionId": SESSIONLESS });
-    let direct = || async {
-        let response = http
-            .post(format!("{local_sandbox}/api/execute"))
-            .header("X-Sandbox-Id", &sandbox)
-            .json(&direct_body)
-            .send()
-            .await?;
-        let status = response.status();
-        response.bytes().await?;
-        if !status.is_success() {
-            bail!("direct local-sandbox call failed: {status}");
-        }
-        Ok(())
-    };
     let healthz = |client: &BridgeClient| {
         let url = format!("{}/healthz", client.base_url());
         let http = http.clone();
@@ -162,7 +147,7 @@ async fn round_trips(
     let mut execs = 0usize;
     for index in 0..WARM_UP + ROUND_TRIPS {
         let started = Instant::now();
-        direct().await?;
+        direct.run().await?;
         record("direct".into(), index, started.elapsed());
         for (path, client) in paths {
             let started = Instant::now();
@@ -170,14 +155,8 @@ async fn round_trips(
             record(format!("healthz/{path}"), index, started.elapsed());
             for shape in shapes {
                 let started = Instant::now();
-                let result: ExecResult = client.post(Route::Exec, &shape.request).await?;
+                exec_true(client, shape).await?;
                 record(format!("{}/{path}", shape.key), index, started.elapsed());
-                if result.exit_code != Some(0) {
-                    bail!(
-                        "`true` ({}) through the bridge failed: {result:?}",
-                        shape.key
-                    );
-                }
                 execs += 1;
             }
         }
@@ -206,6 +185,56 @@ async fn round_trips(
         }),
     );
     Ok(Value::Object(report))
+}
+
+/// `exec true` sent straight to local-sandbox for the bench lease's sandbox: the container's
+/// floor that every overhead is taken from.
+pub(super) struct DirectTrue {
+    http: reqwest::Client,
+    url: String,
+    sandbox: String,
+    body: Value,
+}
+
+impl DirectTrue {
+    /// The call for the stack's only sandbox (the bench lease's).
+    pub(super) async fn new(stack: &LocalStack) -> Result<Self> {
+        Ok(Self {
+            http: bridge_tests::http_client(),
+            url: format!("{}/api/execute", stack.local_sandbox().base_url()),
+            sandbox: sandbox_id(stack).await?,
+            body: json!({ "command": "true", "sessionId": SESSIONLESS }),
+        })
+    }
+
+    /// One call, to its answer's end.
+    pub(super) async fn run(&self) -> Result<()> {
+        let response = self
+            .http
+            .post(&self.url)
+            .header("X-Sandbox-Id", &self.sandbox)
+            .json(&self.body)
+            .send()
+            .await?;
+        let status = response.status();
+        response.bytes().await?;
+        if !status.is_success() {
+            bail!("direct local-sandbox call failed: {status}");
+        }
+        Ok(())
+    }
+}
+
+/// `shape`'s `true` once through the bridge, which must exit 0.
+pub(super) async fn exec_true(client: &BridgeClient, shape: &Shape) -> Result<()> {
+    let result: ExecResult = client.post(Route::Exec, &shape.request).await?;
+    if result.exit_code != Some(0) {
+        bail!(
+            "`true` ({}) through the bridge failed: {result:?}",
+            shape.key
+        );
+    }
+    Ok(())
 }
 
 /// The statistics of series `name`.
