@@ -29,8 +29,8 @@ commands:
   bench   measure every performance target (DESIGN §10) and print pass/fail; writes
           target/bench/bench.json (`bench exec`: only round trips, DO calls and streaming;
           `bench sync`: only native file sync; `bench compare <dir> [rounds]`: the 64 MiB
-          stream of this work tree's Worker against the Worker build in <dir>, A/B in
-          alternating rounds)
+          stream and the exec overhead of this work tree's Worker against the Worker build
+          in <dir>, A/B in alternating rounds)
   chaos   the fault suite at full scale (container death, workerd restart, gone and slow
           clients, 64 leases x 8 concurrent commands, a misbehaving bridge under the plugin);
           prints what each case measured, writes target/chaos/chaos.json (`test` runs the same
