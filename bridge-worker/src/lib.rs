@@ -26,3 +26,9 @@ mod edge;
 
 #[cfg(target_arch = "wasm32")]
 pub use edge::{LeaseObject, ReplayGuard};
+
+/// What a command's script is rendered from ([`ExecPlan::script`]), for the bench, which runs
+/// the bridge's own scripts straight in the container to tell their cost from the bridge's.
+pub use exec::{EndRecord, ExecPlan};
+pub use lease::protocol::ExecutionTicket;
+pub use script::SENTINEL_PATH;

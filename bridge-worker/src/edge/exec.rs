@@ -34,7 +34,7 @@ use bridge_protocol::api::{
 use bridge_protocol::api::{EXECUTION_ENV_VAR, LEASE_ENV_VAR};
 use bridge_protocol::auth::{SecretKey, StreamOutcome};
 
-use crate::script::{CommandScript, KillOutcome, stdin_path};
+use crate::script::{KillOutcome, stdin_path};
 use bridge_protocol::sse::{
     MAX_EVENT_BYTES, SseDecoder, SseItem, encode_comment, encode_event, encode_line_event,
 };
@@ -377,23 +377,7 @@ async fn launch(
             .write_file(&stdin_path(&plan.execution_id), stdin)
             .await?;
     }
-    let script = CommandScript {
-        execution_id: &plan.execution_id,
-        sentinel: &ticket.sentinel,
-        session_lock: plan
-            .session_lock(&ticket.session_id, ticket.session_strategy)
-            .as_deref(),
-        cwd: plan
-            .cwd
-            .as_ref()
-            .map_or(ticket.remote_cwd.as_str(), |cwd| cwd.as_str()),
-        env: &plan.env,
-        argv: &plan.argv,
-        staged_stdin: plan.stdin.is_some(),
-        login_shell: plan.login_shell,
-        end_record,
-    }
-    .render();
+    let script = plan.script(ticket, end_record);
     let marker = BTreeMap::from([
         (EXECUTION_ENV_VAR.to_owned(), plan.execution_id.clone()),
         (LEASE_ENV_VAR.to_owned(), plan.lease_id.clone()),

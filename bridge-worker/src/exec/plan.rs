@@ -4,8 +4,10 @@ use bridge_protocol::api::{ExecRequest, SessionMode, SessionStrategy};
 use bridge_protocol::fields::{EXEC_CHANNEL_VAR, command_timeout, execution_id};
 use bridge_protocol::remote_path::RemotePath;
 
+use super::EndRecord;
 use crate::error::BridgeError;
-use crate::script::{MAX_COMMAND_BYTES, command_bytes};
+use crate::lease::protocol::ExecutionTicket;
+use crate::script::{CommandScript, MAX_COMMAND_BYTES, command_bytes};
 
 /// A validated execution.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +106,27 @@ impl ExecPlan {
             session,
             login_shell: request.login_shell.unwrap_or(true),
         })
+    }
+
+    /// The script that runs this command in the sandbox of the lease `ticket` admitted it to.
+    pub fn script(&self, ticket: &ExecutionTicket, end_record: &EndRecord) -> String {
+        CommandScript {
+            execution_id: &self.execution_id,
+            sentinel: &ticket.sentinel,
+            session_lock: self
+                .session_lock(&ticket.session_id, ticket.session_strategy)
+                .as_deref(),
+            cwd: self
+                .cwd
+                .as_ref()
+                .map_or(ticket.remote_cwd.as_str(), |cwd| cwd.as_str()),
+            env: &self.env,
+            argv: &self.argv,
+            staged_stdin: self.stdin.is_some(),
+            login_shell: self.login_shell,
+            end_record,
+        }
+        .render()
     }
 
     /// The `flock` name serialising this command, or `None` when it runs at once.

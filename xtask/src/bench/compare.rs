@@ -15,7 +15,7 @@ use bridge_protocol::routes::Route;
 use bridge_tests::harness::{LocalStack, StackOptions};
 use serde_json::{Value, json};
 
-use super::exec::{DirectTrue, exec_true, shapes, socket_and_lease, stream_once, stream_request};
+use super::exec::{DirectCall, exec_true, shapes, socket_and_lease, stream_once, stream_request};
 use super::{median, ms};
 use crate::build;
 use crate::command::announce;
@@ -215,7 +215,7 @@ async fn measure(stack: &LocalStack) -> Result<Measured> {
             .mib_per_second
             .push(stream_once(&at_socket, &request).await?.0);
     }
-    let direct = DirectTrue::new(stack).await?;
+    let direct = DirectCall::of_true(stack).await?;
     let [agent, control] = shapes(&lease);
     for trip in 0..WARM_UP_TRIPS + TRIPS_PER_ROUND {
         let keep = trip >= WARM_UP_TRIPS;

@@ -17,6 +17,7 @@ use bridge_protocol::routes::Route;
 use bridge_tests::client::{BridgeClient, LIMIT, StreamEvent, stream_to_end};
 use bridge_tests::harness::{LocalStack, workerd_rss};
 use bridge_tests::local_sandbox::SESSIONLESS;
+use bridge_worker::{EndRecord, ExecPlan, ExecutionTicket, SENTINEL_PATH};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -76,7 +77,7 @@ pub(super) fn shapes(lease: &LeaseResponse) -> [Shape; 2] {
 pub async fn measure(stack: &LocalStack, client: &BridgeClient) -> Result<Value> {
     let (at_socket, lease) = socket_and_lease(stack, client, "bench").await?;
     let shapes = shapes(&lease);
-    let round_trips = round_trips(stack, client, &at_socket, &shapes).await?;
+    let round_trips = round_trips(stack, client, &at_socket, &lease, &shapes).await?;
     let breakdown = breakdown(stack, &at_socket, &shapes).await?;
     let streaming = streaming(stack, &at_socket, client, &lease).await?;
     client
@@ -111,13 +112,22 @@ async fn round_trips(
     stack: &LocalStack,
     via_proxy: &BridgeClient,
     at_socket: &BridgeClient,
+    lease: &LeaseResponse,
     shapes: &[Shape; 2],
 ) -> Result<Value> {
     announce(&format!(
         "bench: `true` round trips, two request shapes at workerd and through wrangler's proxy, \
-         interleaved with direct local-sandbox calls ({ROUND_TRIPS} each)"
+         interleaved with direct local-sandbox calls of `true` and of each shape's script \
+         ({ROUND_TRIPS} each)"
     ));
-    let direct = DirectTrue::new(stack).await?;
+    let direct = DirectCall::of_true(stack).await?;
+    let mut scripts = Vec::with_capacity(shapes.len());
+    for shape in shapes {
+        scripts.push((
+            shape.key,
+            DirectCall::of_bridge_script(stack, lease, shape).await?,
+        ));
+    }
     let http = bridge_tests::http_client();
     let healthz = |client: &BridgeClient| {
         let url = format!("{}/healthz", client.base_url());
@@ -149,6 +159,11 @@ async fn round_trips(
         let started = Instant::now();
         direct.run().await?;
         record("direct".into(), index, started.elapsed());
+        for (key, script) in &scripts {
+            let started = Instant::now();
+            script.run().await?;
+            record(format!("{key}/script"), index, started.elapsed());
+        }
         for (path, client) in paths {
             let started = Instant::now();
             healthz(client).await?;
@@ -165,12 +180,27 @@ async fn round_trips(
     let calls = |name: &str| calls_between(&before, &after, name) / execs as f64;
     let mut report = serde_json::Map::new();
     let direct = stats_of(&mut series, "direct");
+    let script_p50s: Vec<(&str, Duration)> = shapes
+        .iter()
+        .map(|shape| {
+            (
+                shape.key,
+                stats_of(&mut series, &format!("{}/script", shape.key)).p50,
+            )
+        })
+        .collect();
     for (name, samples) in &mut series {
         let stats = Stats::of(samples);
         let mut entry = stats.json();
         if name != "direct" && !name.starts_with("healthz") {
             entry["overheadP50Ms"] = json!(ms(stats.p50.saturating_sub(direct.p50)));
             entry["overheadP99Ms"] = json!(ms(stats.p99.saturating_sub(direct.p99)));
+        }
+        let own_script = script_p50s
+            .iter()
+            .find(|(key, _)| name.starts_with(&format!("{key}/")) && !name.ends_with("/script"));
+        if let Some((_, script_p50)) = own_script {
+            entry["overScriptP50Ms"] = json!(ms(stats.p50.saturating_sub(*script_p50)));
         }
         report.insert(name.clone(), entry);
     }
@@ -187,28 +217,52 @@ async fn round_trips(
     Ok(Value::Object(report))
 }
 
-/// `exec true` sent straight to local-sandbox for the bench lease's sandbox: the container's
-/// floor that every overhead is taken from.
-pub(super) struct DirectTrue {
+/// A command sent straight to local-sandbox for the bench lease's sandbox, interleaved with the
+/// round trips through the bridge as their floor.
+pub(super) struct DirectCall {
     http: reqwest::Client,
     url: String,
     sandbox: String,
     body: Value,
 }
 
-impl DirectTrue {
-    /// The call for the stack's only sandbox (the bench lease's).
-    pub(super) async fn new(stack: &LocalStack) -> Result<Self> {
+impl DirectCall {
+    /// `true` itself: the floor that every target overhead is taken from.
+    pub(super) async fn of_true(stack: &LocalStack) -> Result<Self> {
+        Self::of_command(stack, "true").await
+    }
+
+    /// The script the bridge renders for `shape` in `lease`'s sandbox: what the container runs
+    /// for it (the lease check, the session lock, the login profiles, the end records).
+    async fn of_bridge_script(
+        stack: &LocalStack,
+        lease: &LeaseResponse,
+        shape: &Shape,
+    ) -> Result<Self> {
+        let read_sentinel = Self::of_command(stack, &format!("cat {SENTINEL_PATH}")).await?;
+        let ticket = ExecutionTicket {
+            remote_cwd: lease.remote_cwd.clone(),
+            session_id: lease.session_id.clone(),
+            session_strategy: lease.session_strategy,
+            sentinel: read_sentinel.run().await?.trim_end().to_owned(),
+        };
+        let plan = ExecPlan::from_request(shape.request.clone(), "bench-direct".into())
+            .map_err(|error| anyhow::anyhow!("the bench's {} request: {error}", shape.key))?;
+        let script = plan.script(&ticket, &EndRecord::new("benchdirect"));
+        Self::of_command(stack, &script).await
+    }
+
+    async fn of_command(stack: &LocalStack, command: &str) -> Result<Self> {
         Ok(Self {
             http: bridge_tests::http_client(),
             url: format!("{}/api/execute", stack.local_sandbox().base_url()),
             sandbox: sandbox_id(stack).await?,
-            body: json!({ "command": "true", "sessionId": SESSIONLESS }),
+            body: json!({ "command": command, "sessionId": SESSIONLESS }),
         })
     }
 
-    /// One call, to its answer's end.
-    pub(super) async fn run(&self) -> Result<()> {
+    /// One call, which must exit 0; returns its stdout.
+    pub(super) async fn run(&self) -> Result<String> {
         let response = self
             .http
             .post(&self.url)
@@ -217,11 +271,11 @@ impl DirectTrue {
             .send()
             .await?;
         let status = response.status();
-        response.bytes().await?;
-        if !status.is_success() {
-            bail!("direct local-sandbox call failed: {status}");
+        let body: Value = response.json().await?;
+        if !status.is_success() || body["exitCode"] != 0 {
+            bail!("direct local-sandbox call failed: {status} {body}");
         }
-        Ok(())
+        Ok(body["stdout"].as_str().unwrap_or_default().to_owned())
     }
 }
 

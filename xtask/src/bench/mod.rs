@@ -234,6 +234,14 @@ fn print_table(report: &serde_json::Value) {
         ("agent~1proxy", "agent shape through wrangler's proxy"),
         ("control~1proxy", "control shape through wrangler's proxy"),
         ("direct", "direct local-sandbox"),
+        (
+            "agent~1script",
+            "the agent shape's bridge script, direct local-sandbox",
+        ),
+        (
+            "control~1script",
+            "the control shape's bridge script, direct local-sandbox",
+        ),
         ("healthz~1socket", "GET /healthz at workerd"),
         ("healthz~1proxy", "GET /healthz through wrangler's proxy"),
     ] {
@@ -254,6 +262,15 @@ fn print_table(report: &serde_json::Value) {
                 at(&format!("/roundTrip/{series}/overhead{quantile}Ms")),
             ));
         }
+    }
+    for (series, label) in [
+        ("agent~1socket", "agent shape"),
+        ("control~1socket", "control shape"),
+    ] {
+        rows.push((
+            format!("at workerd over the direct call of its own script, {label}, P50 (ms)"),
+            at(&format!("/roundTrip/{series}/overScriptP50Ms")),
+        ));
     }
     for (object, label) in [
         ("leaseObject", "lease object"),
