@@ -5,8 +5,9 @@
 //! 100 MiB, which took more time than handling the bytes. A BYOB reader with a 256 KiB buffer
 //! takes everything that has arrived in one read instead: a live stream still gets each piece of
 //! output as soon as it arrives ([`ByteReader::prompt`]), and a body that only needs to be read
-//! through waits for a full buffer per read with workerd's `readAtLeast`
-//! ([`ByteReader::filling`]).
+//! through (a request body, a download's output) waits for a full buffer per read with
+//! workerd's `readAtLeast` ([`ByteReader::filling`]). A read of a live stream gets one upstream
+//! write, about 30 KiB, whatever the buffer: filled reads are the only way to larger pieces.
 
 use js_sys::{ArrayBuffer, Function, Object, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};

@@ -156,6 +156,20 @@ pub(super) trait OutputSink {
     }
 }
 
+/// How a command's output is read from the container's stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Delivery {
+    /// Each piece as soon as it arrives: output a client may be watching, and a result that must
+    /// not wait for pipes a background process keeps open.
+    Live,
+    /// In pieces of 256 KiB, each read waiting until it is full or the stream ends: output that
+    /// is only passed on in bulk (a download's bytes). A read of a live stream returns one
+    /// upstream write, about 30 KiB, and each read costs the runtime far more than its bytes;
+    /// filled reads stream about twice as fast (`docs/performance.md`). Only for our own scripts,
+    /// whose stream ends with the command.
+    Bulk,
+}
+
 /// Where output goes: nowhere but the tracker's copy (JSON), or to the client (SSE).
 enum Sink {
     Collect,
@@ -201,7 +215,10 @@ pub(super) async fn run_to_completion<J: Journal>(
     nonce: NonceClaim,
     max_output_bytes: u64,
 ) -> Result<ExecResult, BridgeError> {
-    let running = begin(env, journal, request, nonce).await?.launch().await?;
+    let running = begin(env, journal, request, nonce)
+        .await?
+        .launch(Delivery::Live)
+        .await?;
     let limit = usize::try_from(max_output_bytes).unwrap_or(usize::MAX);
     drive(running, Some(limit), &mut Sink::Collect).await
 }
@@ -214,7 +231,10 @@ pub(super) async fn run_streaming<J: Journal + 'static>(
     nonce: NonceClaim,
     signer: StreamSigner,
 ) -> Result<Response, BridgeError> {
-    let running = begin(env, journal, request, nonce).await?.launch().await?;
+    let running = begin(env, journal, request, nonce)
+        .await?
+        .launch(Delivery::Live)
+        .await?;
     let outlet = Outlet::new(STREAM_BUFFER_BYTES);
     let body = outlet.clone();
     wasm_bindgen_futures::spawn_local(async move {
@@ -314,8 +334,8 @@ impl<J: Journal> Begun<J> {
         self
     }
 
-    /// Starts the command; a failure to start is journaled.
-    pub(super) async fn launch(self) -> Result<Running<J>, BridgeError> {
+    /// Starts the command, its output read as `delivery` says; a failure to start is journaled.
+    pub(super) async fn launch(self, delivery: Delivery) -> Result<Running<J>, BridgeError> {
         let Self {
             sandbox,
             env,
@@ -325,7 +345,7 @@ impl<J: Journal> Begun<J> {
             end_record,
         } = self;
         let started_ms = super::http::unix_millis();
-        match launch(&sandbox, &plan, &ticket, &end_record).await {
+        match launch(&sandbox, &plan, &ticket, &end_record, delivery).await {
             Ok(output) => Ok(Running {
                 plan,
                 env,
@@ -371,6 +391,7 @@ async fn launch(
     plan: &ExecPlan,
     ticket: &ExecutionTicket,
     end_record: &EndRecord,
+    delivery: Delivery,
 ) -> Result<ByteReader, SandboxError> {
     if let Some(stdin) = &plan.stdin {
         sandbox
@@ -383,7 +404,11 @@ async fn launch(
         (LEASE_ENV_VAR.to_owned(), plan.lease_id.clone()),
     ]);
     let stream = sandbox.exec_stream(&script, marker).await?;
-    ByteReader::prompt(&stream).map_err(|error| {
+    let reader = match delivery {
+        Delivery::Live => ByteReader::prompt(&stream),
+        Delivery::Bulk => ByteReader::filling(&stream),
+    };
+    reader.map_err(|error| {
         SandboxError::Protocol(format!(
             "the sandbox's output stream cannot be read: {}",
             js_message(&error)

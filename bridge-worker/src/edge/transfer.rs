@@ -7,7 +7,7 @@
 use worker::{Env, Headers, Response};
 
 use super::byte_reader::{ByteReader, unreadable_body};
-use super::exec::{self, OutputSink, RemoteJournal};
+use super::exec::{self, Delivery, OutputSink, RemoteJournal};
 use super::http::random_hex;
 use super::outlet::Outlet;
 use super::sandbox_stub::{PendingWrite, Sandbox, with_deadline};
@@ -79,7 +79,7 @@ pub async fn upload(
         }
     };
     let execution_id = begun.plan().execution_id.clone();
-    let running = begun.with_argv(argv(bytes)).launch().await?;
+    let running = begun.with_argv(argv(bytes)).launch(Delivery::Live).await?;
     let result = exec::drive(running, Some(KEPT_STDERR), &mut Discard).await?;
     check_exit(
         &result,
@@ -186,7 +186,7 @@ pub async fn download(
         nonce,
     )
     .await?
-    .launch()
+    .launch(Delivery::Bulk)
     .await?;
     let seed =
         ResponseSignature::sign_streaming(&authenticated.secret, authenticated.nonce.as_str(), 200);

@@ -14,39 +14,53 @@ pub struct Base64Error {
 /// Decodes standard base64 (line breaks ignored) across chunk boundaries.
 #[derive(Debug, Default)]
 pub struct Base64Stream {
+    /// The characters of an unfinished group, at most three outside [`Base64Stream::push`].
     carry: String,
+    progress: Progress,
+}
+
+/// How far decoding got.
+#[derive(Debug, Default)]
+struct Progress {
+    /// Characters decoded so far.
     consumed: u64,
+    /// The last group decoded had padding: nothing may follow it.
     padded: bool,
 }
 
 impl Base64Stream {
     /// Takes the next text; returns the bytes of every whole 4-character group so far. A
-    /// character outside the alphabet fails the stream at once (the groups are cut by byte, so
-    /// only ASCII may be held).
+    /// character outside the alphabet fails the stream at once. Works on the text's bytes: a
+    /// download's output is megabytes of base64, where one pass over it costs more than the
+    /// rest of the bridge's work on it.
     pub fn push(&mut self, text: &str) -> Result<Vec<u8>, Base64Error> {
-        for character in text.chars() {
-            match character {
-                '\n' | '\r' => {}
-                'A'..='Z' | 'a'..='z' | '0'..='9' | '+' | '/' | '=' => self.carry.push(character),
+        let bytes = text.as_bytes();
+        let mut breaks = false;
+        for (index, &byte) in bytes.iter().enumerate() {
+            match byte {
+                b'\n' | b'\r' => breaks = true,
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' | b'=' => {}
                 _ => {
+                    let kept = bytes[..index].iter().filter(|&&b| !is_break(b)).count();
                     return Err(Base64Error {
-                        offset: self.consumed + self.carry.len() as u64,
+                        offset: self.progress.consumed + (self.carry.len() + kept) as u64,
                     });
                 }
             }
         }
+        if breaks {
+            self.carry
+                .extend(text.chars().filter(|&character| !is_break(character as u8)));
+        } else if self.carry.is_empty() {
+            let whole = text.len() - text.len() % 4;
+            let decoded = self.progress.decode(&text[..whole])?;
+            self.carry.push_str(&text[whole..]);
+            return Ok(decoded);
+        } else {
+            self.carry.push_str(text);
+        }
         let whole = self.carry.len() - self.carry.len() % 4;
-        if whole == 0 {
-            return Ok(Vec::new());
-        }
-        if self.padded {
-            return Err(self.error());
-        }
-        let decoded = STANDARD
-            .decode(&self.carry[..whole])
-            .map_err(|_| self.error())?;
-        self.padded = self.carry[..whole].ends_with('=');
-        self.consumed += whole as u64;
+        let decoded = self.progress.decode(&self.carry[..whole])?;
         self.carry.drain(..whole);
         Ok(decoded)
     }
@@ -56,8 +70,24 @@ impl Base64Stream {
         if self.carry.is_empty() {
             Ok(())
         } else {
-            Err(self.error())
+            Err(self.progress.error())
         }
+    }
+}
+
+impl Progress {
+    /// Decodes whole groups of checked characters.
+    fn decode(&mut self, groups: &str) -> Result<Vec<u8>, Base64Error> {
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.padded {
+            return Err(self.error());
+        }
+        let decoded = STANDARD.decode(groups).map_err(|_| self.error())?;
+        self.padded = groups.ends_with('=');
+        self.consumed += groups.len() as u64;
+        Ok(decoded)
     }
 
     fn error(&self) -> Base64Error {
@@ -65,6 +95,10 @@ impl Base64Stream {
             offset: self.consumed,
         }
     }
+}
+
+fn is_break(byte: u8) -> bool {
+    matches!(byte, b'\n' | b'\r')
 }
 
 #[cfg(test)]
@@ -162,6 +196,22 @@ mod tests {
             .map(|line| format!("{}\n", std::str::from_utf8(line).expect("ascii")))
             .collect();
         assert_eq!(decode_in_pieces(&wrapped, 13).expect("valid"), data);
+    }
+
+    #[test]
+    fn a_bad_character_is_placed_by_the_characters_before_it_whatever_the_cuts() {
+        for piece in [1, 2, 3, 5, 100] {
+            assert_eq!(
+                decode_in_pieces("QUJD\nQU!D", piece),
+                Err(Base64Error { offset: 6 }),
+                "in pieces of {piece}"
+            );
+        }
+        assert_eq!(
+            decode_in_pieces("QUJDQU\u{e9}D", 100),
+            Err(Base64Error { offset: 6 }),
+            "a non-ASCII character"
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! `cargo xtask bench compare <worker build> [rounds]`: the 64 MiB stream and the `exec true`
-//! overhead of two Worker builds, A/B on one machine. This machine's speed moves by 2× between
+//! `cargo xtask bench compare <worker build> [rounds]`: the 64 MiB stream, a 64 MiB download and
+//! the `exec true` overhead of two Worker builds, A/B on one machine. This machine's speed moves by 2× between
 //! days, so an absolute figure from another day says little about a change; rounds that alternate
 //! the two builds on fresh stacks, minutes apart, do. Each round starts a stack on one build,
-//! streams [`STREAMS_PER_ROUND`] times at workerd's socket after one warm-up stream, runs
+//! streams [`STREAMS_PER_ROUND`] times at workerd's socket after one warm-up stream, downloads
+//! as often after one warm-up download, runs
 //! [`TRIPS_PER_ROUND`] round trips of each request shape there, each after a direct local-sandbox
 //! call, and stops it; the order of the builds alternates from round to round.
 
@@ -15,7 +16,9 @@ use bridge_protocol::routes::Route;
 use bridge_tests::harness::{LocalStack, StackOptions};
 use serde_json::{Value, json};
 
-use super::exec::{DirectCall, exec_true, shapes, socket_and_lease, stream_once, stream_request};
+use super::exec::{
+    DirectCall, DownloadFile, exec_true, shapes, socket_and_lease, stream_once, stream_request,
+};
 use super::{median, ms};
 use crate::build;
 use crate::command::announce;
@@ -110,10 +113,12 @@ pub fn run(baseline: &Path, rounds: Option<&str>) -> Result<()> {
         "baselineOverall": overall[0].json(),
         "currentOverall": overall[1].json(),
         "streamCurrentOverBaseline": overall[1].mib_per_second / overall[0].mib_per_second,
+        "downloadCurrentOverBaseline": overall[1].download_mib_per_second / overall[0].download_mib_per_second,
         "agentOverheadCurrentOverBaseline": overall[1].agent_overhead_ms / overall[0].agent_overhead_ms,
         "controlOverheadCurrentOverBaseline": overall[1].control_overhead_ms / overall[0].control_overhead_ms,
         "roundsWon": {
             "stream": won(|current, base| current.mib_per_second > base.mib_per_second),
+            "download": won(|current, base| current.download_mib_per_second > base.download_mib_per_second),
             "agentOverhead": won(|current, base| current.agent_overhead_ms < base.agent_overhead_ms),
             "controlOverhead": won(|current, base| current.control_overhead_ms < base.control_overhead_ms),
         },
@@ -124,10 +129,11 @@ pub fn run(baseline: &Path, rounds: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// What one build measured: stream rates in MiB/s, and round trips in ms.
+/// What one build measured: stream and download rates in MiB/s, and round trips in ms.
 #[derive(Default)]
 struct Measured {
     mib_per_second: Vec<f64>,
+    download_mib_per_second: Vec<f64>,
     direct_ms: Vec<f64>,
     agent_ms: Vec<f64>,
     control_ms: Vec<f64>,
@@ -136,6 +142,8 @@ struct Measured {
 impl Measured {
     fn append(&mut self, other: &mut Self) {
         self.mib_per_second.append(&mut other.mib_per_second);
+        self.download_mib_per_second
+            .append(&mut other.download_mib_per_second);
         self.direct_ms.append(&mut other.direct_ms);
         self.agent_ms.append(&mut other.agent_ms);
         self.control_ms.append(&mut other.control_ms);
@@ -147,6 +155,7 @@ impl Measured {
         let direct = of(&self.direct_ms);
         Summary {
             mib_per_second: of(&self.mib_per_second),
+            download_mib_per_second: of(&self.download_mib_per_second),
             direct_ms: direct,
             agent_overhead_ms: of(&self.agent_ms) - direct,
             control_overhead_ms: of(&self.control_ms) - direct,
@@ -157,6 +166,7 @@ impl Measured {
 /// The medians of a [`Measured`].
 struct Summary {
     mib_per_second: f64,
+    download_mib_per_second: f64,
     direct_ms: f64,
     agent_overhead_ms: f64,
     control_overhead_ms: f64,
@@ -166,6 +176,7 @@ impl Summary {
     fn json(&self) -> Value {
         json!({
             "mibPerSecond": self.mib_per_second,
+            "downloadMibPerSecond": self.download_mib_per_second,
             "directP50Ms": self.direct_ms,
             "agentOverheadP50Ms": self.agent_overhead_ms,
             "controlOverheadP50Ms": self.control_overhead_ms,
@@ -175,14 +186,23 @@ impl Summary {
 
 fn print_report(per_round: &[[Summary; 2]], overall: &[Summary; 2]) {
     println!(
-        "\n{:<8} {:>22} {:>22} {:>22} {:>22}",
-        "round", "stream MiB/s", "agent overhead ms", "control overhead ms", "direct call ms"
+        "\n{:<8} {:>22} {:>22} {:>22} {:>22} {:>22}",
+        "round",
+        "stream MiB/s",
+        "download MiB/s",
+        "agent overhead ms",
+        "control overhead ms",
+        "direct call ms"
     );
     let row = |label: &str, [base, current]: &[Summary; 2]| {
         let pair = |a: f64, b: f64| format!("{a:.1} -> {b:.1}");
         println!(
-            "{label:<8} {:>22} {:>22} {:>22} {:>22}",
+            "{label:<8} {:>22} {:>22} {:>22} {:>22} {:>22}",
             pair(base.mib_per_second, current.mib_per_second),
+            pair(
+                base.download_mib_per_second,
+                current.download_mib_per_second
+            ),
             pair(base.agent_overhead_ms, current.agent_overhead_ms),
             pair(base.control_overhead_ms, current.control_overhead_ms),
             pair(base.direct_ms, current.direct_ms),
@@ -194,16 +214,17 @@ fn print_report(per_round: &[[Summary; 2]], overall: &[Summary; 2]) {
     row("median", overall);
     let [base, current] = overall;
     println!(
-        "\ncurrent / baseline: stream {:.3}, agent overhead {:.3}, control overhead {:.3} \
-         (baseline -> current in every column)",
+        "\ncurrent / baseline: stream {:.3}, download {:.3}, agent overhead {:.3}, control \
+         overhead {:.3} (baseline -> current in every column)",
         current.mib_per_second / base.mib_per_second,
+        current.download_mib_per_second / base.download_mib_per_second,
         current.agent_overhead_ms / base.agent_overhead_ms,
         current.control_overhead_ms / base.control_overhead_ms,
     );
 }
 
-/// One warm-up stream, then [`STREAMS_PER_ROUND`] measured ones at workerd's socket; then the
-/// round trips, each shape's after a direct call.
+/// One warm-up stream, then [`STREAMS_PER_ROUND`] measured ones at workerd's socket; the same for
+/// downloads; then the round trips, each shape's after a direct call.
 async fn measure(stack: &LocalStack) -> Result<Measured> {
     let client = stack.client()?;
     let (at_socket, lease) = socket_and_lease(stack, &client, "bench-compare").await?;
@@ -214,6 +235,13 @@ async fn measure(stack: &LocalStack) -> Result<Measured> {
         measured
             .mib_per_second
             .push(stream_once(&at_socket, &request).await?.0);
+    }
+    let file = DownloadFile::create(&at_socket, &lease).await?;
+    file.download_once(&at_socket).await?;
+    for _ in 0..STREAMS_PER_ROUND {
+        measured
+            .download_mib_per_second
+            .push(file.download_once(&at_socket).await?);
     }
     let direct = DirectCall::of_true(stack).await?;
     let [agent, control] = shapes(&lease);

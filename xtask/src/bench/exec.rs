@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bridge_protocol::api::{
-    AcquireLeaseRequest, ExecRequest, ExecResult, LeaseResponse, SessionMode,
+    AcquireLeaseRequest, DownloadRequest, ExecRequest, ExecResult, LeaseResponse, SessionMode,
 };
 use bridge_protocol::routes::Route;
 use bridge_tests::client::{BridgeClient, LIMIT, StreamEvent, stream_to_end};
@@ -80,10 +80,16 @@ pub async fn measure(stack: &LocalStack, client: &BridgeClient) -> Result<Value>
     let round_trips = round_trips(stack, client, &at_socket, &lease, &shapes).await?;
     let breakdown = breakdown(stack, &at_socket, &shapes).await?;
     let streaming = streaming(stack, &at_socket, client, &lease).await?;
+    let downloading = downloading(&at_socket, &lease).await?;
     client
         .fetch::<Value>(Route::DestroyLease(lease.provider_lease_id))
         .await?;
-    Ok(json!({ "roundTrip": round_trips, "breakdown": breakdown, "streaming": streaming }))
+    Ok(json!({
+        "roundTrip": round_trips,
+        "breakdown": breakdown,
+        "streaming": streaming,
+        "download": downloading,
+    }))
 }
 
 /// A client of the Worker's own socket, and a lease of `environment` for the measurements.
@@ -432,6 +438,92 @@ pub(super) async fn stream_once(
         STREAM_BYTES as f64 / 1_048_576.0 / elapsed.as_secs_f64(),
         first_chunk.map_or(f64::NAN, ms),
     ))
+}
+
+/// A file of [`STREAM_BYTES`] random bytes downloaded at the Worker's socket [`STREAM_RUNS`]
+/// times: the bytes of a SyncOut, which the bridge reads from the container in bulk.
+async fn downloading(at_socket: &BridgeClient, lease: &LeaseResponse) -> Result<Value> {
+    announce(&format!(
+        "bench: a {} MiB file downloaded through the bridge ({STREAM_RUNS} runs at workerd)",
+        STREAM_BYTES >> 20
+    ));
+    let file = DownloadFile::create(at_socket, lease).await?;
+    let mut rates = Vec::with_capacity(STREAM_RUNS);
+    for _ in 0..STREAM_RUNS {
+        rates.push(file.download_once(at_socket).await?);
+    }
+    Ok(json!({
+        "bytes": STREAM_BYTES,
+        "runs": STREAM_RUNS,
+        "byteExact": true,
+        "mibPerSecond": median(&mut rates),
+    }))
+}
+
+/// A file of random bytes in the lease's sandbox, with the SHA-256 the sandbox computed for it.
+pub(super) struct DownloadFile {
+    request: DownloadRequest,
+    sha256: String,
+}
+
+impl DownloadFile {
+    /// Writes [`STREAM_BYTES`] from `/dev/urandom` into the lease's directory.
+    pub(super) async fn create(client: &BridgeClient, lease: &LeaseResponse) -> Result<Self> {
+        let path = format!("{}/bench-download.bin", lease.remote_cwd);
+        let result: ExecResult =
+            client
+                .post(
+                    Route::Exec,
+                    &ExecRequest {
+                        provider_lease_id: lease.provider_lease_id.clone(),
+                        command: "sh".into(),
+                        args: vec![
+                            "-c".into(),
+                            format!(
+                                "head -c {STREAM_BYTES} /dev/urandom > \"$1\" && sha256sum \"$1\"",
+                            ),
+                            "sh".into(),
+                            path.clone(),
+                        ],
+                        session: SessionMode::None,
+                        login_shell: Some(false),
+                        ..ExecRequest::default()
+                    },
+                )
+                .await?;
+        let sha256 = result
+            .stdout
+            .split_whitespace()
+            .next()
+            .filter(|_| result.exit_code == Some(0))
+            .with_context(|| format!("cannot create the download file: {result:?}"))?
+            .to_owned();
+        Ok(Self {
+            request: DownloadRequest {
+                provider_lease_id: lease.provider_lease_id.clone(),
+                path,
+                ..DownloadRequest::default()
+            },
+            sha256,
+        })
+    }
+
+    /// Downloads the file once, checking every byte; returns MiB/s.
+    pub(super) async fn download_once(&self, client: &BridgeClient) -> Result<f64> {
+        let started = Instant::now();
+        let mut download = client.download(&self.request, LIMIT).await?;
+        let mut digest = Sha256::new();
+        let mut received = 0usize;
+        while let Some(chunk) = download.next_chunk().await? {
+            received += chunk.len();
+            digest.update(&chunk);
+        }
+        let elapsed = started.elapsed();
+        if received != STREAM_BYTES || hex::encode(digest.finalize()) != self.sha256 {
+            bail!("the downloaded bytes differ from the file ({received} bytes)");
+        }
+        Ok(STREAM_BYTES as f64 / 1_048_576.0 / elapsed.as_secs_f64())
+    }
 }
 
 /// SHA-256 of what the streaming command prints.

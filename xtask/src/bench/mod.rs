@@ -316,6 +316,10 @@ fn print_table(report: &serde_json::Value) {
             "64 MiB stream, first run (MiB/s)",
         ),
         (
+            "/download/mibPerSecond",
+            "64 MiB file downloaded through the bridge (MiB/s)",
+        ),
+        (
             "/streaming/workerdRssIdleMiB",
             "workerd RSS before the stream (MiB)",
         ),
