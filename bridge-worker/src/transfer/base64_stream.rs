@@ -15,7 +15,7 @@ pub struct Base64Error {
 #[derive(Debug, Default)]
 pub struct Base64Stream {
     /// The characters of an unfinished group, at most three outside [`Base64Stream::push`].
-    carry: String,
+    carry: Vec<u8>,
     progress: Progress,
 }
 
@@ -30,37 +30,28 @@ struct Progress {
 
 impl Base64Stream {
     /// Takes the next text; returns the bytes of every whole 4-character group so far. A
-    /// character outside the alphabet fails the stream at once. Works on the text's bytes: a
-    /// download's output is megabytes of base64, where one pass over it costs more than the
-    /// rest of the bridge's work on it.
+    /// character outside the alphabet fails the stream at once, placed by the characters before
+    /// it. A download's output is megabytes of base64 without line breaks, which is decoded where
+    /// it is: the decoder checks the alphabet itself, and the text is only scanned character by
+    /// character to place an error, or to drop line breaks.
     pub fn push(&mut self, text: &str) -> Result<Vec<u8>, Base64Error> {
-        let bytes = text.as_bytes();
-        let mut breaks = false;
-        for (index, &byte) in bytes.iter().enumerate() {
-            match byte {
-                b'\n' | b'\r' => breaks = true,
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' | b'=' => {}
-                _ => {
-                    let kept = bytes[..index].iter().filter(|&&b| !is_break(b)).count();
-                    return Err(Base64Error {
-                        offset: self.progress.consumed + (self.carry.len() + kept) as u64,
-                    });
-                }
+        let text = text.as_bytes();
+        if memchr::memchr2(b'\n', b'\r', text).is_some() {
+            if let Some(kept) = first_invalid(text) {
+                return Err(Base64Error {
+                    offset: self.progress.consumed + (self.carry.len() + kept) as u64,
+                });
             }
-        }
-        if breaks {
             self.carry
-                .extend(text.chars().filter(|&character| !is_break(character as u8)));
+                .extend(text.iter().filter(|&&byte| !is_break(byte)));
         } else if self.carry.is_empty() {
-            let whole = text.len() - text.len() % 4;
-            let decoded = self.progress.decode(&text[..whole])?;
-            self.carry.push_str(&text[whole..]);
+            let (decoded, whole) = self.progress.take_groups(text)?;
+            self.carry.extend_from_slice(&text[whole..]);
             return Ok(decoded);
         } else {
-            self.carry.push_str(text);
+            self.carry.extend_from_slice(text);
         }
-        let whole = self.carry.len() - self.carry.len() % 4;
-        let decoded = self.progress.decode(&self.carry[..whole])?;
+        let (decoded, whole) = self.progress.take_groups(&self.carry)?;
         self.carry.drain(..whole);
         Ok(decoded)
     }
@@ -76,8 +67,26 @@ impl Base64Stream {
 }
 
 impl Progress {
-    /// Decodes whole groups of checked characters.
-    fn decode(&mut self, groups: &str) -> Result<Vec<u8>, Base64Error> {
+    /// Decodes the whole groups of `pending` (text without line breaks that follows what was
+    /// decoded so far) and checks the characters after them; returns the bytes and how many
+    /// characters were decoded.
+    fn take_groups(&mut self, pending: &[u8]) -> Result<(Vec<u8>, usize), Base64Error> {
+        let whole = pending.len() - pending.len() % 4;
+        let decoded = self.decode(&pending[..whole]).map_err(|error| {
+            first_invalid(pending).map_or(error, |kept| Base64Error {
+                offset: self.consumed + kept as u64,
+            })
+        })?;
+        if let Some(kept) = first_invalid(&pending[whole..]) {
+            return Err(Base64Error {
+                offset: self.consumed + kept as u64,
+            });
+        }
+        Ok((decoded, whole))
+    }
+
+    /// Decodes whole groups.
+    fn decode(&mut self, groups: &[u8]) -> Result<Vec<u8>, Base64Error> {
         if groups.is_empty() {
             return Ok(Vec::new());
         }
@@ -85,7 +94,7 @@ impl Progress {
             return Err(self.error());
         }
         let decoded = STANDARD.decode(groups).map_err(|_| self.error())?;
-        self.padded = groups.ends_with('=');
+        self.padded = groups.ends_with(b"=");
         self.consumed += groups.len() as u64;
         Ok(decoded)
     }
@@ -95,6 +104,20 @@ impl Progress {
             offset: self.consumed,
         }
     }
+}
+
+/// The first byte of `text` outside the alphabet (a non-ASCII character's first byte is), as the
+/// number of characters before it that are not line breaks.
+fn first_invalid(text: &[u8]) -> Option<usize> {
+    let mut kept = 0;
+    for &byte in text {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' | b'=' => kept += 1,
+            b'\n' | b'\r' => {}
+            _ => return Some(kept),
+        }
+    }
+    None
 }
 
 fn is_break(byte: u8) -> bool {
