@@ -1,9 +1,9 @@
 //! `cargo xtask bench compare <worker build> [rounds]`: the 64 MiB stream, a 64 MiB download and
-//! the `exec true` overhead of two Worker builds, A/B on one machine. This machine's speed moves by 2× between
+//! upload, and the `exec true` overhead of two Worker builds, A/B on one machine. This machine's speed moves by 2× between
 //! days, so an absolute figure from another day says little about a change; rounds that alternate
 //! the two builds on fresh stacks, minutes apart, do. Each round starts a stack on one build,
 //! streams [`STREAMS_PER_ROUND`] times at workerd's socket after one warm-up stream, downloads
-//! as often after one warm-up download, runs
+//! and uploads as often after one warm-up each, runs
 //! [`TRIPS_PER_ROUND`] round trips of each request shape there, each after a direct local-sandbox
 //! call, and stops it; the order of the builds alternates from round to round.
 
@@ -17,7 +17,8 @@ use bridge_tests::harness::{LocalStack, StackOptions};
 use serde_json::{Value, json};
 
 use super::exec::{
-    DirectCall, DownloadFile, exec_true, shapes, socket_and_lease, stream_once, stream_request,
+    DirectCall, DownloadFile, UploadFile, exec_true, shapes, socket_and_lease, stream_once,
+    stream_request,
 };
 use super::{median, ms};
 use crate::build;
@@ -114,11 +115,13 @@ pub fn run(baseline: &Path, rounds: Option<&str>) -> Result<()> {
         "currentOverall": overall[1].json(),
         "streamCurrentOverBaseline": overall[1].mib_per_second / overall[0].mib_per_second,
         "downloadCurrentOverBaseline": overall[1].download_mib_per_second / overall[0].download_mib_per_second,
+        "uploadCurrentOverBaseline": overall[1].upload_mib_per_second / overall[0].upload_mib_per_second,
         "agentOverheadCurrentOverBaseline": overall[1].agent_overhead_ms / overall[0].agent_overhead_ms,
         "controlOverheadCurrentOverBaseline": overall[1].control_overhead_ms / overall[0].control_overhead_ms,
         "roundsWon": {
             "stream": won(|current, base| current.mib_per_second > base.mib_per_second),
             "download": won(|current, base| current.download_mib_per_second > base.download_mib_per_second),
+            "upload": won(|current, base| current.upload_mib_per_second > base.upload_mib_per_second),
             "agentOverhead": won(|current, base| current.agent_overhead_ms < base.agent_overhead_ms),
             "controlOverhead": won(|current, base| current.control_overhead_ms < base.control_overhead_ms),
         },
@@ -129,11 +132,12 @@ pub fn run(baseline: &Path, rounds: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// What one build measured: stream and download rates in MiB/s, and round trips in ms.
+/// What one build measured: stream, download and upload rates in MiB/s, and round trips in ms.
 #[derive(Default)]
 struct Measured {
     mib_per_second: Vec<f64>,
     download_mib_per_second: Vec<f64>,
+    upload_mib_per_second: Vec<f64>,
     direct_ms: Vec<f64>,
     agent_ms: Vec<f64>,
     control_ms: Vec<f64>,
@@ -144,6 +148,8 @@ impl Measured {
         self.mib_per_second.append(&mut other.mib_per_second);
         self.download_mib_per_second
             .append(&mut other.download_mib_per_second);
+        self.upload_mib_per_second
+            .append(&mut other.upload_mib_per_second);
         self.direct_ms.append(&mut other.direct_ms);
         self.agent_ms.append(&mut other.agent_ms);
         self.control_ms.append(&mut other.control_ms);
@@ -156,6 +162,7 @@ impl Measured {
         Summary {
             mib_per_second: of(&self.mib_per_second),
             download_mib_per_second: of(&self.download_mib_per_second),
+            upload_mib_per_second: of(&self.upload_mib_per_second),
             direct_ms: direct,
             agent_overhead_ms: of(&self.agent_ms) - direct,
             control_overhead_ms: of(&self.control_ms) - direct,
@@ -167,6 +174,7 @@ impl Measured {
 struct Summary {
     mib_per_second: f64,
     download_mib_per_second: f64,
+    upload_mib_per_second: f64,
     direct_ms: f64,
     agent_overhead_ms: f64,
     control_overhead_ms: f64,
@@ -177,6 +185,7 @@ impl Summary {
         json!({
             "mibPerSecond": self.mib_per_second,
             "downloadMibPerSecond": self.download_mib_per_second,
+            "uploadMibPerSecond": self.upload_mib_per_second,
             "directP50Ms": self.direct_ms,
             "agentOverheadP50Ms": self.agent_overhead_ms,
             "controlOverheadP50Ms": self.control_overhead_ms,
@@ -186,10 +195,11 @@ impl Summary {
 
 fn print_report(per_round: &[[Summary; 2]], overall: &[Summary; 2]) {
     println!(
-        "\n{:<8} {:>22} {:>22} {:>22} {:>22} {:>22}",
+        "\n{:<8} {:>22} {:>22} {:>22} {:>22} {:>22} {:>22}",
         "round",
         "stream MiB/s",
         "download MiB/s",
+        "upload MiB/s",
         "agent overhead ms",
         "control overhead ms",
         "direct call ms"
@@ -197,12 +207,13 @@ fn print_report(per_round: &[[Summary; 2]], overall: &[Summary; 2]) {
     let row = |label: &str, [base, current]: &[Summary; 2]| {
         let pair = |a: f64, b: f64| format!("{a:.1} -> {b:.1}");
         println!(
-            "{label:<8} {:>22} {:>22} {:>22} {:>22} {:>22}",
+            "{label:<8} {:>22} {:>22} {:>22} {:>22} {:>22} {:>22}",
             pair(base.mib_per_second, current.mib_per_second),
             pair(
                 base.download_mib_per_second,
                 current.download_mib_per_second
             ),
+            pair(base.upload_mib_per_second, current.upload_mib_per_second),
             pair(base.agent_overhead_ms, current.agent_overhead_ms),
             pair(base.control_overhead_ms, current.control_overhead_ms),
             pair(base.direct_ms, current.direct_ms),
@@ -214,17 +225,18 @@ fn print_report(per_round: &[[Summary; 2]], overall: &[Summary; 2]) {
     row("median", overall);
     let [base, current] = overall;
     println!(
-        "\ncurrent / baseline: stream {:.3}, download {:.3}, agent overhead {:.3}, control \
-         overhead {:.3} (baseline -> current in every column)",
+        "\ncurrent / baseline: stream {:.3}, download {:.3}, upload {:.3}, agent overhead {:.3}, \
+         control overhead {:.3} (baseline -> current in every column)",
         current.mib_per_second / base.mib_per_second,
         current.download_mib_per_second / base.download_mib_per_second,
+        current.upload_mib_per_second / base.upload_mib_per_second,
         current.agent_overhead_ms / base.agent_overhead_ms,
         current.control_overhead_ms / base.control_overhead_ms,
     );
 }
 
 /// One warm-up stream, then [`STREAMS_PER_ROUND`] measured ones at workerd's socket; the same for
-/// downloads; then the round trips, each shape's after a direct call.
+/// downloads and uploads; then the round trips, each shape's after a direct call.
 async fn measure(stack: &LocalStack) -> Result<Measured> {
     let client = stack.client()?;
     let (at_socket, lease) = socket_and_lease(stack, &client, "bench-compare").await?;
@@ -242,6 +254,13 @@ async fn measure(stack: &LocalStack) -> Result<Measured> {
         measured
             .download_mib_per_second
             .push(file.download_once(&at_socket).await?);
+    }
+    let upload = UploadFile::new(&lease);
+    upload.upload_once(&at_socket).await?;
+    for _ in 0..STREAMS_PER_ROUND {
+        measured
+            .upload_mib_per_second
+            .push(upload.upload_once(&at_socket).await?);
     }
     let direct = DirectCall::of_true(stack).await?;
     let [agent, control] = shapes(&lease);

@@ -12,11 +12,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use bridge_protocol::api::{
     AcquireLeaseRequest, DownloadRequest, ExecRequest, ExecResult, LeaseResponse, SessionMode,
+    TransferFormat, UploadTarget,
 };
 use bridge_protocol::routes::Route;
 use bridge_tests::client::{BridgeClient, LIMIT, StreamEvent, stream_to_end};
 use bridge_tests::harness::{LocalStack, workerd_rss};
 use bridge_tests::local_sandbox::SESSIONLESS;
+use bridge_tests::paperclip::workspace::noise;
 use bridge_worker::{EndRecord, ExecPlan, ExecutionTicket, SENTINEL_PATH};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -34,6 +36,8 @@ const BREAKDOWN_RUNS: usize = 100;
 pub const STREAM_BYTES: usize = 64 * 1024 * 1024;
 /// Streams measured; the median is reported (the first run also pays for warming workerd up).
 const STREAM_RUNS: usize = 5;
+/// Pieces the upload's source hands to the client, as a file read would.
+const UPLOAD_PIECE: usize = 256 * 1024;
 /// The line the streamed output repeats.
 pub const STREAM_LINE: &str = "the-quick-brown-fox-jumps-over-the-lazy-dog\n";
 
@@ -81,6 +85,7 @@ pub async fn measure(stack: &LocalStack, client: &BridgeClient) -> Result<Value>
     let breakdown = breakdown(stack, &at_socket, &shapes).await?;
     let streaming = streaming(stack, &at_socket, client, &lease).await?;
     let downloading = downloading(&at_socket, &lease).await?;
+    let uploading = uploading(&at_socket, &lease).await?;
     client
         .fetch::<Value>(Route::DestroyLease(lease.provider_lease_id))
         .await?;
@@ -89,6 +94,7 @@ pub async fn measure(stack: &LocalStack, client: &BridgeClient) -> Result<Value>
         "breakdown": breakdown,
         "streaming": streaming,
         "download": downloading,
+        "upload": uploading,
     }))
 }
 
@@ -521,6 +527,94 @@ impl DownloadFile {
         let elapsed = started.elapsed();
         if received != STREAM_BYTES || hex::encode(digest.finalize()) != self.sha256 {
             bail!("the downloaded bytes differ from the file ({received} bytes)");
+        }
+        Ok(STREAM_BYTES as f64 / 1_048_576.0 / elapsed.as_secs_f64())
+    }
+}
+
+/// [`STREAM_BYTES`] of noise uploaded as a file at the Worker's socket [`STREAM_RUNS`] times:
+/// the bytes of a SyncIn, each frame verified by the bridge.
+async fn uploading(at_socket: &BridgeClient, lease: &LeaseResponse) -> Result<Value> {
+    announce(&format!(
+        "bench: a {} MiB file uploaded through the bridge ({STREAM_RUNS} runs at workerd)",
+        STREAM_BYTES >> 20
+    ));
+    let file = UploadFile::new(lease);
+    let mut rates = Vec::with_capacity(STREAM_RUNS);
+    for _ in 0..STREAM_RUNS {
+        rates.push(file.upload_once(at_socket).await?);
+    }
+    Ok(json!({
+        "bytes": STREAM_BYTES,
+        "runs": STREAM_RUNS,
+        "byteExact": true,
+        "mibPerSecond": median(&mut rates),
+    }))
+}
+
+/// [`STREAM_BYTES`] of noise to upload into the lease's directory, with their SHA-256.
+pub(super) struct UploadFile {
+    bytes: Vec<u8>,
+    sha256: String,
+    target: UploadTarget,
+    lease_id: String,
+}
+
+impl UploadFile {
+    /// The bytes, and where they go.
+    pub(super) fn new(lease: &LeaseResponse) -> Self {
+        let bytes = noise(STREAM_BYTES, 7);
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        Self {
+            bytes,
+            sha256,
+            target: UploadTarget {
+                provider_lease_id: lease.provider_lease_id.clone(),
+                path: format!("{}/bench-upload.bin", lease.remote_cwd),
+                format: TransferFormat::File,
+                mode: None,
+                timeout_ms: None,
+            },
+            lease_id: lease.provider_lease_id.clone(),
+        }
+    }
+
+    /// Uploads the bytes once, then has the sandbox hash the file; returns MiB/s of the upload.
+    pub(super) async fn upload_once(&self, client: &BridgeClient) -> Result<f64> {
+        let pieces: Vec<Result<Vec<u8>, std::io::Error>> = self
+            .bytes
+            .chunks(UPLOAD_PIECE)
+            .map(|piece| Ok(piece.to_vec()))
+            .collect();
+        let started = Instant::now();
+        let result = client
+            .upload(
+                &self.target,
+                Box::pin(futures_util::stream::iter(pieces)),
+                LIMIT,
+            )
+            .await?;
+        let elapsed = started.elapsed();
+        let check: ExecResult = client
+            .post(
+                Route::Exec,
+                &ExecRequest {
+                    provider_lease_id: self.lease_id.clone(),
+                    command: "sha256sum".into(),
+                    args: vec![self.target.path.clone()],
+                    session: SessionMode::None,
+                    login_shell: Some(false),
+                    ..ExecRequest::default()
+                },
+            )
+            .await?;
+        if result.bytes != STREAM_BYTES as u64
+            || check.stdout.split_whitespace().next() != Some(self.sha256.as_str())
+        {
+            bail!(
+                "the uploaded file differs from the bytes sent ({} bytes, {check:?})",
+                result.bytes
+            );
         }
         Ok(STREAM_BYTES as f64 / 1_048_576.0 / elapsed.as_secs_f64())
     }

@@ -320,6 +320,10 @@ fn print_table(report: &serde_json::Value) {
             "64 MiB file downloaded through the bridge (MiB/s)",
         ),
         (
+            "/upload/mibPerSecond",
+            "64 MiB file uploaded through the bridge (MiB/s)",
+        ),
+        (
             "/streaming/workerdRssIdleMiB",
             "workerd RSS before the stream (MiB)",
         ),
