@@ -84,8 +84,17 @@ pub async fn measure(stack: &LocalStack, client: &BridgeClient) -> Result<Value>
     let round_trips = round_trips(stack, client, &at_socket, &lease, &shapes).await?;
     let breakdown = breakdown(stack, &at_socket, &shapes).await?;
     let streaming = streaming(stack, &at_socket, client, &lease).await?;
-    let downloading = downloading(&at_socket, &lease).await?;
-    let uploading = uploading(&at_socket, &lease).await?;
+    let download = DownloadFile::create(&at_socket, &lease).await?;
+    let downloading = transfer_rates("downloaded (a SyncOut's bytes, read in bulk)", async || {
+        download.download_once(&at_socket).await
+    })
+    .await?;
+    let upload = UploadFile::new(&lease);
+    let uploading = transfer_rates(
+        "uploaded (a SyncIn's bytes, every frame verified)",
+        async || upload.upload_once(&at_socket).await,
+    )
+    .await?;
     client
         .fetch::<Value>(Route::DestroyLease(lease.provider_lease_id))
         .await?;
@@ -446,17 +455,16 @@ pub(super) async fn stream_once(
     ))
 }
 
-/// A file of [`STREAM_BYTES`] random bytes downloaded at the Worker's socket [`STREAM_RUNS`]
-/// times: the bytes of a SyncOut, which the bridge reads from the container in bulk.
-async fn downloading(at_socket: &BridgeClient, lease: &LeaseResponse) -> Result<Value> {
+/// [`STREAM_RUNS`] transfers of [`STREAM_BYTES`] at the Worker's socket, each by `once` (which
+/// checks every byte and returns MiB/s), as JSON with their median.
+async fn transfer_rates(what: &str, mut once: impl AsyncFnMut() -> Result<f64>) -> Result<Value> {
     announce(&format!(
-        "bench: a {} MiB file downloaded through the bridge ({STREAM_RUNS} runs at workerd)",
+        "bench: a {} MiB file {what} through the bridge ({STREAM_RUNS} runs at workerd)",
         STREAM_BYTES >> 20
     ));
-    let file = DownloadFile::create(at_socket, lease).await?;
     let mut rates = Vec::with_capacity(STREAM_RUNS);
     for _ in 0..STREAM_RUNS {
-        rates.push(file.download_once(at_socket).await?);
+        rates.push(once().await?);
     }
     Ok(json!({
         "bytes": STREAM_BYTES,
@@ -530,26 +538,6 @@ impl DownloadFile {
         }
         Ok(STREAM_BYTES as f64 / 1_048_576.0 / elapsed.as_secs_f64())
     }
-}
-
-/// [`STREAM_BYTES`] of noise uploaded as a file at the Worker's socket [`STREAM_RUNS`] times:
-/// the bytes of a SyncIn, each frame verified by the bridge.
-async fn uploading(at_socket: &BridgeClient, lease: &LeaseResponse) -> Result<Value> {
-    announce(&format!(
-        "bench: a {} MiB file uploaded through the bridge ({STREAM_RUNS} runs at workerd)",
-        STREAM_BYTES >> 20
-    ));
-    let file = UploadFile::new(lease);
-    let mut rates = Vec::with_capacity(STREAM_RUNS);
-    for _ in 0..STREAM_RUNS {
-        rates.push(file.upload_once(at_socket).await?);
-    }
-    Ok(json!({
-        "bytes": STREAM_BYTES,
-        "runs": STREAM_RUNS,
-        "byteExact": true,
-        "mibPerSecond": median(&mut rates),
-    }))
 }
 
 /// [`STREAM_BYTES`] of noise to upload into the lease's directory, with their SHA-256.
