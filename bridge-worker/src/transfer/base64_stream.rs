@@ -35,7 +35,8 @@ impl Base64Stream {
     /// it is: the decoder checks the alphabet itself, and the text is only scanned character by
     /// character to place an error, or to drop line breaks.
     pub fn push(&mut self, text: &str) -> Result<Vec<u8>, Base64Error> {
-        let text = text.as_bytes();
+        let mut text = text.as_bytes();
+        let mut decoded = Vec::with_capacity(text.len() / 4 * 3 + 3);
         if memchr::memchr2(b'\n', b'\r', text).is_some() {
             if let Some(kept) = first_invalid(text) {
                 return Err(Base64Error {
@@ -44,15 +45,21 @@ impl Base64Stream {
             }
             self.carry
                 .extend(text.iter().filter(|&&byte| !is_break(byte)));
-        } else if self.carry.is_empty() {
-            let (decoded, whole) = self.progress.take_groups(text)?;
-            self.carry.extend_from_slice(&text[whole..]);
-            return Ok(decoded);
-        } else {
-            self.carry.extend_from_slice(text);
+            text = &[];
+        } else if !self.carry.is_empty() {
+            // Complete the unfinished group, so that the rest is decoded where it is.
+            let fill = (4 - self.carry.len()).min(text.len());
+            self.carry.extend_from_slice(&text[..fill]);
+            text = &text[fill..];
         }
-        let (decoded, whole) = self.progress.take_groups(&self.carry)?;
-        self.carry.drain(..whole);
+        if !self.carry.is_empty() {
+            let whole = self.progress.take_groups(&self.carry, &mut decoded)?;
+            self.carry.drain(..whole);
+        }
+        if !text.is_empty() {
+            let whole = self.progress.take_groups(text, &mut decoded)?;
+            self.carry.extend_from_slice(&text[whole..]);
+        }
         Ok(decoded)
     }
 
@@ -68,11 +75,11 @@ impl Base64Stream {
 
 impl Progress {
     /// Decodes the whole groups of `pending` (text without line breaks that follows what was
-    /// decoded so far) and checks the characters after them; returns the bytes and how many
+    /// decoded so far) onto `out`, and checks the characters after them; returns how many
     /// characters were decoded.
-    fn take_groups(&mut self, pending: &[u8]) -> Result<(Vec<u8>, usize), Base64Error> {
+    fn take_groups(&mut self, pending: &[u8], out: &mut Vec<u8>) -> Result<usize, Base64Error> {
         let whole = pending.len() - pending.len() % 4;
-        let decoded = self.decode(&pending[..whole]).map_err(|error| {
+        self.decode(&pending[..whole], out).map_err(|error| {
             first_invalid(pending).map_or(error, |kept| Base64Error {
                 offset: self.consumed + kept as u64,
             })
@@ -82,21 +89,21 @@ impl Progress {
                 offset: self.consumed + kept as u64,
             });
         }
-        Ok((decoded, whole))
+        Ok(whole)
     }
 
-    /// Decodes whole groups.
-    fn decode(&mut self, groups: &[u8]) -> Result<Vec<u8>, Base64Error> {
+    /// Decodes whole groups onto `out`.
+    fn decode(&mut self, groups: &[u8], out: &mut Vec<u8>) -> Result<(), Base64Error> {
         if groups.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
         if self.padded {
             return Err(self.error());
         }
-        let decoded = STANDARD.decode(groups).map_err(|_| self.error())?;
+        STANDARD.decode_vec(groups, out).map_err(|_| self.error())?;
         self.padded = groups.ends_with(b"=");
         self.consumed += groups.len() as u64;
-        Ok(decoded)
+        Ok(())
     }
 
     fn error(&self) -> Base64Error {

@@ -1,9 +1,9 @@
 //! `cargo xtask bench compare <worker build> [rounds]`: the 64 MiB stream, a 64 MiB download and
-//! upload, and the `exec true` overhead of two Worker builds, A/B on one machine. This machine's speed moves by 2× between
-//! days, so an absolute figure from another day says little about a change; rounds that alternate
-//! the two builds on fresh stacks, minutes apart, do. Each round starts a stack on one build,
-//! streams [`STREAMS_PER_ROUND`] times at workerd's socket after one warm-up stream, downloads
-//! and uploads as often after one warm-up each, runs
+//! upload, and the `exec true` overhead of two Worker builds, A/B on one machine. This machine's
+//! speed moves by 2× between days, so an absolute figure from another day says little about a
+//! change; rounds that alternate the two builds on fresh stacks, minutes apart, do. Each round
+//! starts a stack on one build, streams [`STREAMS_PER_ROUND`] times at workerd's socket after one
+//! warm-up stream, downloads and uploads as often after one warm-up each, runs
 //! [`TRIPS_PER_ROUND`] round trips of each request shape there, each after a direct local-sandbox
 //! call, and stops it; the order of the builds alternates from round to round.
 
