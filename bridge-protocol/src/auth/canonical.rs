@@ -94,7 +94,13 @@ pub fn check_signable_path(path: &str) -> Result<(), UnsignablePath> {
 
 /// Lowercase hex SHA-256 of `bytes`; also the body hash of an empty body when given `b""`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
+    hex::encode(sha256(bytes))
+}
+
+/// SHA-256 of `bytes`, computed by this crate: the [`PayloadDigest`](super::PayloadDigest) a
+/// framed body uses unless its runtime supplies a faster one.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
 }
 
 /// Canonical form of a raw query: pairs split at the first `=`, percent-decoded, re-encoded with

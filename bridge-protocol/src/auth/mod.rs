@@ -13,11 +13,11 @@ mod verifier;
 
 pub use canonical::{
     CanonicalRequest, UnsignablePath, canonical_query, check_signable_path, decode_query,
-    encode_query, sha256_hex,
+    encode_query, sha256, sha256_hex,
 };
 pub use frames::{
     FRAMES_CONTENT_TYPE, Frame, FrameError, FrameKind, FrameOpener, FrameSealer, MAX_FRAME_PAYLOAD,
-    STREAMING_BODY,
+    PayloadDigest, STREAMING_BODY,
 };
 pub use header::{Authorization, AuthorizationError, Nonce};
 pub use keys::{KeyId, KeyRing, KeyRingError, SecretKey};

@@ -2,6 +2,7 @@
 //! that can be decided without the runtime is decided by the target-independent modules.
 
 mod byte_reader;
+mod digest;
 mod entry;
 mod exec;
 mod handlers;

@@ -4,9 +4,12 @@
 //! Both are journaled executions of the lease, so a lost lease is refused before any byte moves, a
 //! release with `cancelActiveWork` stops them, and the bridge's own deadline kills what they run.
 
+use std::collections::VecDeque;
+
 use worker::{Env, Headers, Response};
 
 use super::byte_reader::{ByteReader, unreadable_body};
+use super::digest;
 use super::exec::{self, Delivery, OutputSink, RemoteJournal};
 use super::http::random_hex;
 use super::outlet::Outlet;
@@ -32,6 +35,9 @@ use bridge_protocol::remote_path::RemotePath;
 
 /// Error output of a transfer's script kept for its error message.
 const KEPT_STDERR: usize = 4096;
+/// Part writes an upload keeps under way at once. Each costs the container a round trip and a
+/// decode, which overlap; the Worker holds each part's encoding until the `Sandbox` object has it.
+const WRITES_IN_FLIGHT: usize = 3;
 /// Bytes of frames queued for a slow client before the driver waits (backpressure).
 const FRAME_BUFFER_BYTES: usize = 2 * 1024 * 1024;
 
@@ -63,7 +69,8 @@ pub async fn upload(
         nonce,
     )
     .await?;
-    let opener = FrameOpener::new(authenticated.secret.clone(), authenticated.signature);
+    let opener = FrameOpener::new(authenticated.secret.clone(), authenticated.signature)
+        .with_digest(digest::sha256);
     let received = with_deadline_bridge(
         timeout_ms,
         receive_parts(begun.sandbox(), &staging, body, opener),
@@ -93,23 +100,25 @@ pub async fn upload(
 }
 
 /// Reads the framed body, writing each full part as it completes; returns the bytes received.
-/// One write is in flight while the next part is read and encoded, so the sandbox's I/O and the
-/// Worker's verifying overlap; memory stays at two parts and one encoding. Whatever happens, no
-/// write is still under way when this returns (a failed upload's parts are removed after it).
+/// Up to [`WRITES_IN_FLIGHT`] writes run while the next part is read and encoded, so the
+/// sandbox's I/O, the round trips to it and the Worker's verifying overlap; memory stays at that
+/// many parts and one encoding. Whatever happens, no write is still under way when this returns
+/// (a failed upload's parts are removed after it).
 async fn receive_parts(
     sandbox: &Sandbox,
     staging: &str,
     body: ByteReader,
     opener: FrameOpener,
 ) -> Result<u64, BridgeError> {
-    let mut in_flight = None;
+    let mut in_flight = VecDeque::with_capacity(WRITES_IN_FLIGHT);
     let received = receive_into(sandbox, staging, body, opener, &mut in_flight).await;
-    let last = match in_flight.take() {
-        Some(pending) => pending.finish().await.map_err(BridgeError::from),
-        None => Ok(()),
-    };
+    let mut written = Ok(());
+    for pending in in_flight {
+        let finished = pending.finish().await.map_err(BridgeError::from);
+        written = written.and(finished);
+    }
     let (index, part, total) = received?;
-    last?;
+    written?;
     if let Some(part) = part {
         sandbox
             .start_write_base64(&part_path(staging, index), &encode(&part))?
@@ -125,7 +134,7 @@ async fn receive_into(
     staging: &str,
     mut body: ByteReader,
     mut opener: FrameOpener,
-    in_flight: &mut Option<PendingWrite>,
+    in_flight: &mut VecDeque<PendingWrite>,
 ) -> Result<(u32, Option<Vec<u8>>, u64), BridgeError> {
     let mut splitter = PartSplitter::default();
     while let Some(bytes) = body.next().await.map_err(|error| unreadable_body(&error))? {
@@ -134,11 +143,14 @@ async fn receive_into(
                 Frame::Data(data) => {
                     for (index, part) in splitter.push(&data) {
                         let encoded = encode(&part);
-                        if let Some(previous) = in_flight.take() {
-                            previous.finish().await?;
+                        if in_flight.len() == WRITES_IN_FLIGHT
+                            && let Some(oldest) = in_flight.pop_front()
+                        {
+                            oldest.finish().await?;
                         }
-                        *in_flight =
-                            Some(sandbox.start_write_base64(&part_path(staging, index), &encoded)?);
+                        in_flight.push_back(
+                            sandbox.start_write_base64(&part_path(staging, index), &encoded)?,
+                        );
                     }
                 }
                 Frame::End => {}
@@ -194,7 +206,7 @@ pub async fn download(
     let body = outlet.clone();
     let mut sink = FrameSink {
         outlet: Some(outlet),
-        sealer: FrameSealer::new(authenticated.secret.clone(), seed),
+        sealer: FrameSealer::new(authenticated.secret.clone(), seed).with_digest(digest::sha256),
         base64: Base64Stream::default(),
         broken: None,
     };

@@ -139,3 +139,28 @@ fn malformed_headers_are_refused_before_any_payload() {
         Err(FrameError::EndWithPayload { index: 0 })
     );
 }
+
+#[test]
+fn a_supplied_digest_is_the_one_the_tags_cover() {
+    fn reversed_sha256(bytes: &[u8]) -> [u8; 32] {
+        let mut digest = crate::auth::sha256(bytes);
+        digest.reverse();
+        digest
+    }
+    let mut sealer = FrameSealer::new(secret(), seed()).with_digest(reversed_sha256);
+    let mut body = sealer.data(b"payload");
+    body.extend(sealer.end());
+    let mut same = FrameOpener::new(secret(), seed()).with_digest(reversed_sha256);
+    assert_eq!(
+        same.push(&body),
+        Ok(vec![Frame::Data(b"payload".to_vec()), Frame::End])
+    );
+    let mut default = FrameOpener::new(secret(), seed());
+    assert_eq!(default.push(&body), Err(FrameError::BadTag { index: 0 }));
+    let mut native = FrameSealer::new(secret(), seed()).with_digest(crate::auth::sha256);
+    assert_eq!(
+        native.data(b"payload"),
+        FrameSealer::new(secret(), seed()).data(b"payload"),
+        "the crate's own SHA-256 is the default"
+    );
+}
