@@ -16,6 +16,7 @@ use bridge_tests::client::{BridgeClient, ClientError, LIMIT};
 use bridge_tests::paperclip::workspace::noise;
 use common::TestStack;
 use common::leases::{acquire, run, shell};
+use futures_util::StreamExt as _;
 use sha2::{Digest, Sha256};
 
 /// `bytes` as a source stream in pieces of `piece` bytes.
@@ -279,5 +280,42 @@ async fn bad_transfers_are_refused_and_leave_nothing_behind() {
     .await
     .expect_err("no such lease");
     assert_eq!(unknown.code(), Some(ErrorCode::LeaseNotFound), "{unknown}");
+    stack.stop_and_check_for_leaks();
+}
+
+#[tokio::test]
+async fn an_upload_that_outlives_its_deadline_times_out_and_leaves_nothing_behind() {
+    let stack = TestStack::start(|_| {});
+    let client = stack.client();
+    let lease = acquire(&client, "env-files", "run-4")
+        .await
+        .provider_lease_id;
+    let target = UploadTarget {
+        provider_lease_id: lease.clone(),
+        path: "/workspace/late".into(),
+        timeout_ms: Some(4_000),
+        ..UploadTarget::default()
+    };
+    // More than the parts the bridge keeps under way, then a sender that never finishes.
+    let sent = futures_util::stream::iter(
+        noise(13 << 20, 4)
+            .chunks(1 << 20)
+            .map(|chunk| Ok(chunk.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let stalled: BodyStream = Box::pin(sent.chain(futures_util::stream::pending()));
+    let error = client
+        .upload(&target, stalled, LIMIT)
+        .await
+        .expect_err("the bridge's deadline ends the upload");
+    assert_eq!(error.code(), Some(ErrorCode::SandboxTimeout), "{error}");
+
+    let leftovers = run(&client, &shell(&lease, "ls -A /workspace")).await;
+    assert_eq!(leftovers.exit_code, Some(0), "the lease still works");
+    assert!(
+        !leftovers.stdout.contains("late") && !leftovers.stdout.contains("paperclip-upload"),
+        "nothing is laid down and nothing staged is left: {:?}",
+        leftovers.stdout
+    );
     stack.stop_and_check_for_leaks();
 }

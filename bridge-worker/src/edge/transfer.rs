@@ -38,6 +38,9 @@ const KEPT_STDERR: usize = 4096;
 /// Part writes an upload keeps under way at once. Each costs the container a round trip and a
 /// decode, which overlap; the Worker holds each part's encoding until the `Sandbox` object has it.
 const WRITES_IN_FLIGHT: usize = 3;
+/// Longest wait for the part writes still under way when an upload fails, before its staging
+/// directory is removed.
+const SETTLE_WRITES_MS: u64 = 30_000;
 /// Bytes of frames queued for a slow client before the driver waits (backpressure).
 const FRAME_BUFFER_BYTES: usize = 2 * 1024 * 1024;
 
@@ -71,14 +74,16 @@ pub async fn upload(
     .await?;
     let opener = FrameOpener::new(authenticated.secret.clone(), authenticated.signature)
         .with_digest(digest::sha256);
+    let mut in_flight = VecDeque::with_capacity(WRITES_IN_FLIGHT);
     let received = with_deadline_bridge(
         timeout_ms,
-        receive_parts(begun.sandbox(), &staging, body, opener),
+        receive_parts(begun.sandbox(), &staging, body, opener, &mut in_flight),
     )
     .await;
     let bytes = match received {
         Ok(bytes) => bytes,
         Err(error) => {
+            settle(in_flight).await;
             if let Err(cleanup) = begun.sandbox().run_script(&discard_script(&staging)).await {
                 worker::console_error!("discarding an abandoned upload: {cleanup}");
             }
@@ -102,18 +107,18 @@ pub async fn upload(
 /// Reads the framed body, writing each full part as it completes; returns the bytes received.
 /// Up to [`WRITES_IN_FLIGHT`] writes run while the next part is read and encoded, so the
 /// sandbox's I/O, the round trips to it and the Worker's verifying overlap; memory stays at that
-/// many parts and one encoding. Whatever happens, no write is still under way when this returns
-/// (a failed upload's parts are removed after it).
+/// many parts and one encoding. Once this returns, no write is under way; cut short by the
+/// deadline, it leaves the writes it started in `in_flight` for [`settle`].
 async fn receive_parts(
     sandbox: &Sandbox,
     staging: &str,
     body: ByteReader,
     opener: FrameOpener,
+    in_flight: &mut VecDeque<PendingWrite>,
 ) -> Result<u64, BridgeError> {
-    let mut in_flight = VecDeque::with_capacity(WRITES_IN_FLIGHT);
-    let received = receive_into(sandbox, staging, body, opener, &mut in_flight).await;
+    let received = receive_into(sandbox, staging, body, opener, in_flight).await;
     let mut written = Ok(());
-    for pending in in_flight {
+    while let Some(pending) = in_flight.pop_front() {
         let finished = pending.finish().await.map_err(BridgeError::from);
         written = written.and(finished);
     }
@@ -126,6 +131,22 @@ async fn receive_parts(
             .await?;
     }
     Ok(total)
+}
+
+/// Waits, within [`SETTLE_WRITES_MS`], for the writes a failed upload left under way, so that
+/// none lands in its staging directory after that is removed (a write creates its parents).
+async fn settle(in_flight: VecDeque<PendingWrite>) {
+    let writes = async {
+        for pending in in_flight {
+            if let Err(error) = pending.finish().await {
+                worker::console_error!("a part write of an abandoned upload failed: {error}");
+            }
+        }
+        Ok(())
+    };
+    if let Err(error) = with_deadline(SETTLE_WRITES_MS, writes).await {
+        worker::console_error!("part writes of an abandoned upload did not settle: {error}");
+    }
 }
 
 /// The loop of [`receive_parts`]: returns the last part's index and bytes (if any) and the total.
