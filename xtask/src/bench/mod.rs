@@ -170,6 +170,8 @@ pub fn run() -> Result<()> {
         "roundTrip": exec["roundTrip"],
         "breakdown": exec["breakdown"],
         "streaming": exec["streaming"],
+        "download": exec["download"],
+        "upload": exec["upload"],
         "plugin": plugin,
         "heartbeat": heartbeat,
         "sync": sync,
@@ -329,6 +331,10 @@ fn print_table(report: &serde_json::Value) {
         ),
         ("/worker/wasmBytes", "Worker wasm (bytes)"),
         ("/worker/wasmGzipBytes", "Worker wasm gzipped (bytes)"),
+        (
+            "/plugin/nodeAloneStartMs",
+            "Node alone, `node -e 0` (ms; the floor under the worker's start)",
+        ),
         (
             "/plugin/stream/mibPerSecond",
             "64 MiB via the plugin to its own host loop (MiB/s)",
