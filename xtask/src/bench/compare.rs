@@ -2,10 +2,10 @@
 //! upload, and the `exec true` overhead of two Worker builds, A/B on one machine. This machine's
 //! speed moves by 2× between days, so an absolute figure from another day says little about a
 //! change; rounds that alternate the two builds on fresh stacks, minutes apart, do. Each round
-//! starts a stack on one build, streams [`STREAMS_PER_ROUND`] times at workerd's socket after one
-//! warm-up stream, downloads and uploads as often after one warm-up each, runs
-//! [`TRIPS_PER_ROUND`] round trips of each request shape there, each after a direct local-sandbox
-//! call, and stops it; the order of the builds alternates from round to round.
+//! starts a stack on one build, runs [`TRIPS_PER_ROUND`] round trips of each request shape at
+//! workerd's socket, each after a direct local-sandbox call, then streams [`STREAMS_PER_ROUND`]
+//! times after one warm-up stream, downloads and uploads as often after one warm-up each, and
+//! stops it; the order of the builds alternates from round to round.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -235,33 +235,15 @@ fn print_report(per_round: &[[Summary; 2]], overall: &[Summary; 2]) {
     );
 }
 
-/// One warm-up stream, then [`STREAMS_PER_ROUND`] measured ones at workerd's socket; the same for
-/// downloads and uploads; then the round trips, each shape's after a direct call.
+/// The round trips, each shape's after a direct call; then one warm-up stream and
+/// [`STREAMS_PER_ROUND`] measured ones at workerd's socket, and the same for downloads and
+/// uploads. The round trips come first, on the fresh stack: run after the uploads, the direct
+/// calls read slower behind a faster build's uploads than behind a slower one's (in an A/A of one
+/// build they did not differ), which skewed the overheads taken over them.
 async fn measure(stack: &LocalStack) -> Result<Measured> {
     let client = stack.client()?;
     let (at_socket, lease) = socket_and_lease(stack, &client, "bench-compare").await?;
-    let request = stream_request(&lease);
-    stream_once(&at_socket, &request).await?;
     let mut measured = Measured::default();
-    for _ in 0..STREAMS_PER_ROUND {
-        measured
-            .mib_per_second
-            .push(stream_once(&at_socket, &request).await?.0);
-    }
-    let file = DownloadFile::create(&at_socket, &lease).await?;
-    file.download_once(&at_socket).await?;
-    for _ in 0..STREAMS_PER_ROUND {
-        measured
-            .download_mib_per_second
-            .push(file.download_once(&at_socket).await?);
-    }
-    let upload = UploadFile::new(&lease);
-    upload.upload_once(&at_socket).await?;
-    for _ in 0..STREAMS_PER_ROUND {
-        measured
-            .upload_mib_per_second
-            .push(upload.upload_once(&at_socket).await?);
-    }
     let direct = DirectCall::of_true(stack).await?;
     let [agent, control] = shapes(&lease);
     for trip in 0..WARM_UP_TRIPS + TRIPS_PER_ROUND {
@@ -280,6 +262,27 @@ async fn measure(stack: &LocalStack) -> Result<Measured> {
                 samples.push(ms(started.elapsed()));
             }
         }
+    }
+    let request = stream_request(&lease);
+    stream_once(&at_socket, &request).await?;
+    for _ in 0..STREAMS_PER_ROUND {
+        measured
+            .mib_per_second
+            .push(stream_once(&at_socket, &request).await?.0);
+    }
+    let file = DownloadFile::create(&at_socket, &lease).await?;
+    file.download_once(&at_socket).await?;
+    for _ in 0..STREAMS_PER_ROUND {
+        measured
+            .download_mib_per_second
+            .push(file.download_once(&at_socket).await?);
+    }
+    let upload = UploadFile::new(&lease);
+    upload.upload_once(&at_socket).await?;
+    for _ in 0..STREAMS_PER_ROUND {
+        measured
+            .upload_mib_per_second
+            .push(upload.upload_once(&at_socket).await?);
     }
     client
         .fetch::<Value>(Route::DestroyLease(lease.provider_lease_id))
