@@ -297,13 +297,8 @@ async fn an_upload_that_outlives_its_deadline_times_out_and_leaves_nothing_behin
         ..UploadTarget::default()
     };
     // More than the parts the bridge keeps under way, then a sender that never finishes.
-    let sent = futures_util::stream::iter(
-        noise(13 << 20, 4)
-            .chunks(1 << 20)
-            .map(|chunk| Ok(chunk.to_vec()))
-            .collect::<Vec<_>>(),
-    );
-    let stalled: BodyStream = Box::pin(sent.chain(futures_util::stream::pending()));
+    let stalled: BodyStream =
+        Box::pin(source(&noise(13 << 20, 4), 1 << 20).chain(futures_util::stream::pending()));
     let error = client
         .upload(&target, stalled, LIMIT)
         .await

@@ -545,7 +545,6 @@ pub(super) struct UploadFile {
     bytes: Vec<u8>,
     sha256: String,
     target: UploadTarget,
-    lease_id: String,
 }
 
 impl UploadFile {
@@ -563,7 +562,6 @@ impl UploadFile {
                 mode: None,
                 timeout_ms: None,
             },
-            lease_id: lease.provider_lease_id.clone(),
         }
     }
 
@@ -587,7 +585,7 @@ impl UploadFile {
             .post(
                 Route::Exec,
                 &ExecRequest {
-                    provider_lease_id: self.lease_id.clone(),
+                    provider_lease_id: self.target.provider_lease_id.clone(),
                     command: "sha256sum".into(),
                     args: vec![self.target.path.clone()],
                     session: SessionMode::None,
